@@ -1,0 +1,68 @@
+"""Named sizes for the two models, each bounded by a training-time budget measured on 2 CPU cores.
+
+Budgets, not epoch counts, are the contract: a catalog ten times larger gets fewer epochs, not ten times
+the wait. See ../shared/design/MEASURED.md for the throughputs these sizes were chosen from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopgen.errors import ShopgenError
+
+
+@dataclass(frozen=True)
+class TabularPreset:
+    epochs: int
+    batch_size: int
+    max_seconds: float
+    max_categories: int  # categorical levels kept as themselves; rarer ones share one "other" level
+
+
+@dataclass(frozen=True)
+class TextPreset:
+    n_layer: int
+    n_embd: int
+    n_head: int
+    vocab_size: int
+    block_size: int
+    batch_size: int
+    learning_rate: float
+    max_epochs: int
+    max_seconds: float
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    tabular: TabularPreset
+    text: TextPreset
+
+
+PRESETS = {
+    "fast": Preset(
+        "fast",
+        TabularPreset(epochs=150, batch_size=500, max_seconds=60, max_categories=30),
+        TextPreset(n_layer=2, n_embd=128, n_head=4, vocab_size=4096, block_size=256, batch_size=16,
+                   learning_rate=2e-3, max_epochs=10, max_seconds=110),
+    ),
+    "small": Preset(
+        "small",
+        TabularPreset(epochs=300, batch_size=500, max_seconds=600, max_categories=60),
+        TextPreset(n_layer=4, n_embd=256, n_head=4, vocab_size=8192, block_size=384, batch_size=16,
+                   learning_rate=1e-3, max_epochs=20, max_seconds=1200),
+    ),
+    "base": Preset(
+        "base",
+        TabularPreset(epochs=500, batch_size=500, max_seconds=1800, max_categories=100),
+        TextPreset(n_layer=6, n_embd=384, n_head=6, vocab_size=8192, block_size=512, batch_size=16,
+                   learning_rate=6e-4, max_epochs=30, max_seconds=3600),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ShopgenError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,471 @@
+"""The catalog schema: the one declaration every other part derives from.
+
+SDV metadata and constraints, the Great Expectations suite, the text model's conditioning and the
+output dtypes are all computed from a `CatalogSchema`; nothing downstream hard-codes a column name.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from shopgen.errors import SchemaError
+
+TYPES = ("id", "categorical", "numeric", "integer", "text")
+NUMERIC_TYPES = ("numeric", "integer")
+_COLUMN_KEYS = {
+    "type", "nullable", "min", "max", "decimals", "values", "pattern", "max_length", "conditioned_on",
+}
+_RULE_RE = re.compile(r"^\s*(.+?)\s*(>=|<=|>|<)\s*(.+?)\s*$")
+_FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">"}
+
+# Inference thresholds, chosen on the two real catalogs in ../shared/data.
+MAX_LISTED_VALUES = 50
+MAX_DECIMALS = 6
+TEXT_MIN_UNIQUE_SHARE = 0.5
+TEXT_MIN_MEAN_WORDS = 3.0
+TEXT_MIN_MEDIAN_CHARS = 40
+ID_MIN_UNIQUE_SHARE = 0.85
+MAX_INFERRED_CONDITIONS = 4
+MAX_CONDITION_CARDINALITY = 1000
+RULE_MIN_SHUFFLED_VIOLATIONS = 0.02
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its type and the constraints every generated value must meet."""
+
+    name: str
+    type: str
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    decimals: int | None = None
+    values: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    max_length: int | None = None
+    conditioned_on: tuple[str, ...] = ()
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for key in ("pattern", "min", "max", "decimals", "max_length"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.values is not None:
+            out["values"] = list(self.values)
+        if self.nullable:
+            out["nullable"] = True
+        if self.conditioned_on:
+            out["conditioned_on"] = list(self.conditioned_on)
+        return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`high >= low` (or `>` when strict) between two numeric columns, on every row where both are set."""
+
+    high: str
+    low: str
+    strict: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        match = _RULE_RE.match(str(text))
+        if not match:
+            raise SchemaError(
+                f"rule {text!r} is not of the form 'a >= b' (operators: >=, >, <=, <); rewrite it"
+            )
+        left, op, right = match.groups()
+        if op in ("<=", "<"):
+            left, right, op = right, left, _FLIP[op]
+        return cls(high=left, low=right, strict=op == ">")
+
+    def __str__(self) -> str:
+        return f"{self.high} {'>' if self.strict else '>='} {self.low}"
+
+
+@dataclass(frozen=True)
+class CatalogSchema:
+    """A product catalog's columns, primary key and cross-column rules."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: str | None = None
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    # ---- lookups -------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise SchemaError(f"schema {self.name!r} has no column {name!r}; columns are {self.names}")
+
+    def of_type(self, *types: str) -> list[Column]:
+        return [c for c in self.columns if c.type in types]
+
+    @property
+    def text_columns(self) -> list[Column]:
+        return self.of_type("text")
+
+    @property
+    def tabular_columns(self) -> list[Column]:
+        """Columns the tabular model learns: everything but ids and free text."""
+        return self.of_type("categorical", "numeric", "integer")
+
+    @property
+    def conditions(self) -> list[str]:
+        """Non-text columns the text model is conditioned on, in first-mention order."""
+        seen: list[str] = []
+        for col in self.text_columns:
+            for name in col.conditioned_on:
+                if self.column(name).type != "text" and name not in seen:
+                    seen.append(name)
+        return seen
+
+    # ---- (de)serialisation ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "schema") -> CatalogSchema:
+        if not isinstance(raw, dict):
+            raise SchemaError(f"{source}: expected a mapping with 'name' and 'columns', got {type(raw).__name__}")
+        unknown = set(raw) - {"name", "primary_key", "columns", "rules"}
+        if unknown:
+            raise SchemaError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: name, primary_key, columns, rules")
+        cols = raw.get("columns")
+        if not isinstance(cols, dict) or not cols:
+            raise SchemaError(f"{source}: 'columns' must be a non-empty mapping of column name to spec")
+        columns = []
+        for name, spec in cols.items():
+            if not isinstance(spec, dict):
+                raise SchemaError(f"{source}: column {name!r} must be a mapping like {{type: numeric}}")
+            bad = set(spec) - _COLUMN_KEYS
+            if bad:
+                raise SchemaError(f"{source}: column {name!r} has unknown key(s) {sorted(bad)}; allowed: {sorted(_COLUMN_KEYS)}")
+            values = spec.get("values")
+            columns.append(Column(
+                name=str(name),
+                type=str(spec.get("type", "")),
+                nullable=bool(spec.get("nullable", False)),
+                min=_number(spec.get("min"), source, name, "min"),
+                max=_number(spec.get("max"), source, name, "max"),
+                decimals=_int(spec.get("decimals"), source, name, "decimals"),
+                values=tuple(values) if values is not None else None,
+                pattern=spec.get("pattern"),
+                max_length=_int(spec.get("max_length"), source, name, "max_length"),
+                conditioned_on=tuple(str(c) for c in spec.get("conditioned_on") or ()),
+            ))
+        rules = raw.get("rules") or []
+        if not isinstance(rules, list):
+            raise SchemaError(f"{source}: 'rules' must be a list like ['list_price >= price']")
+        return cls(
+            name=str(raw.get("name") or "catalog"),
+            columns=tuple(columns),
+            primary_key=raw.get("primary_key"),
+            rules=tuple(Rule.parse(r) for r in rules),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.primary_key:
+            out["primary_key"] = self.primary_key
+        out["columns"] = {c.name: c.to_dict() for c in self.columns}
+        if self.rules:
+            out["rules"] = [str(r) for r in self.rules]
+        return out
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CatalogSchema:
+        path = Path(path)
+        if not path.is_file():
+            raise SchemaError(f"schema file {str(path)!r} does not exist; pass a YAML schema or run 'shopgen schema infer DATA -o {path}'")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" line {where.line + 1}" if where else ""
+            raise SchemaError(f"schema file {str(path)!r}{line} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+        return cls.from_dict(raw, source=str(path))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=120)
+
+    # ---- checks --------------------------------------------------------------------------------
+    def _check(self) -> None:
+        where = f"schema {self.name!r}"
+        names = self.names
+        if len(set(names)) != len(names):
+            raise SchemaError(f"{where}: duplicate column names")
+        position = {n: i for i, n in enumerate(names)}
+        for col in self.columns:
+            at = f"{where}, column {col.name!r}"
+            if col.type not in TYPES:
+                raise SchemaError(f"{at}: unknown type {col.type!r}; use one of {', '.join(TYPES)}")
+            if col.min is not None and col.max is not None and col.min > col.max:
+                raise SchemaError(f"{at}: min {col.min} is above max {col.max}")
+            if (col.min is not None or col.max is not None or col.decimals is not None) and not col.is_numeric:
+                raise SchemaError(f"{at}: min/max/decimals apply only to numeric or integer columns")
+            if col.pattern is not None:
+                if col.type != "id":
+                    raise SchemaError(f"{at}: 'pattern' applies only to id columns")
+                try:
+                    re.compile(col.pattern)
+                except re.error as exc:
+                    raise SchemaError(f"{at}: pattern {col.pattern!r} is not a valid regex ({exc})") from None
+            if col.max_length is not None and (col.type != "text" or col.max_length < 1):
+                raise SchemaError(f"{at}: max_length must be a positive integer on a text column")
+            if col.type == "text" and col.max_length is None:
+                raise SchemaError(f"{at}: text columns need max_length (the longest value to generate)")
+            if col.values is not None and col.type != "categorical":
+                raise SchemaError(f"{at}: 'values' applies only to categorical columns")
+            if col.conditioned_on and col.type != "text":
+                raise SchemaError(f"{at}: only text columns can be conditioned_on other columns")
+            for dep in col.conditioned_on:
+                if dep not in position:
+                    raise SchemaError(f"{at}: conditioned_on names missing column {dep!r}")
+                dep_type = self.columns[position[dep]].type
+                if dep_type == "id":
+                    raise SchemaError(f"{at}: conditioning on id column {dep!r} teaches nothing; remove it")
+                if dep_type == "text" and position[dep] >= position[col.name]:
+                    raise SchemaError(
+                        f"{at}: conditioned on text column {dep!r}, which is generated after it; "
+                        "move it earlier or drop it from conditioned_on"
+                    )
+        if self.primary_key is not None:
+            if self.primary_key not in position:
+                raise SchemaError(f"{where}: primary_key {self.primary_key!r} is not a column")
+            pk = self.columns[position[self.primary_key]]
+            if pk.type != "id" or pk.nullable:
+                raise SchemaError(f"{where}: primary_key {pk.name!r} must be a non-nullable id column")
+        for rule in self.rules:
+            for name in (rule.high, rule.low):
+                if name not in position:
+                    raise SchemaError(f"{where}: rule '{rule}' names missing column {name!r}")
+                if not self.columns[position[name]].is_numeric:
+                    raise SchemaError(f"{where}: rule '{rule}' compares non-numeric column {name!r}")
+        if not self.tabular_columns and not self.text_columns:
+            raise SchemaError(f"{where}: no columns to learn (only ids)")
+
+    def check_frame(self, df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
+        """Return `df` restricted to the schema's columns with numeric columns parsed; raise on misfits."""
+        if len(df) == 0:
+            raise SchemaError(f"{source} has no rows; give a catalog with at least a few hundred products")
+        missing = [n for n in self.names if n not in df.columns]
+        if missing:
+            raise SchemaError(
+                f"{source} lacks column(s) {missing} named in schema {self.name!r}; "
+                f"present: {list(df.columns)[:12]} — fix the schema or the data"
+            )
+        out = df[self.names].copy()
+        for col in self.columns:
+            series = out[col.name]
+            if col.is_numeric:
+                parsed = pd.to_numeric(series, errors="coerce")
+                bad = parsed.isna() & series.notna()
+                if bad.any():
+                    row = int(np.flatnonzero(bad.to_numpy())[0])
+                    raise SchemaError(
+                        f"{source}: column {col.name!r} is {col.type} in the schema but row {row} holds "
+                        f"{series.iloc[row]!r}; clean the data or declare the column categorical"
+                    )
+                out[col.name] = parsed.astype("float64")
+            elif col.type in ("categorical", "text", "id"):
+                out[col.name] = series.astype(object).where(series.notna(), None)
+            if not col.nullable and out[col.name].isna().all():
+                raise SchemaError(f"{source}: column {col.name!r} is entirely empty but not nullable in the schema")
+        return out
+
+    def cast(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Give generated columns the schema's order, rounding and dtypes."""
+        out = pd.DataFrame(index=df.index)
+        for col in self.columns:
+            series = df[col.name]
+            if col.type == "integer":
+                series = pd.to_numeric(series).round()
+                out[col.name] = series.astype("Int64" if col.nullable or series.isna().any() else "int64")
+            elif col.type == "numeric":
+                series = pd.to_numeric(series).astype("float64")
+                out[col.name] = series.round(col.decimals) if col.decimals is not None else series
+            else:
+                out[col.name] = series.astype(object).where(series.notna(), None)
+        return out.reset_index(drop=True)
+
+    @classmethod
+    def infer(cls, df: pd.DataFrame, name: str = "catalog") -> CatalogSchema:
+        """Guess a schema from a catalog: types, ranges, decimals, nullability, ids, text and rules."""
+        if len(df) == 0 or len(df.columns) == 0:
+            raise SchemaError("cannot infer a schema from an empty table; give a catalog with rows")
+        columns = [_infer_column(str(n), df[n]) for n in df.columns]
+        primary_key = next(
+            (c.name for c in columns if c.type == "id" and not c.nullable and df[c.name].is_unique), None
+        )
+        rules = _infer_rules(df, columns)
+        columns = _infer_conditioning(df, columns, rules)
+        return cls(name=name, columns=tuple(columns), primary_key=primary_key, rules=tuple(rules))
+
+    def with_columns(self, **changes: Column) -> CatalogSchema:
+        return replace(self, columns=tuple(changes.get(c.name, c) for c in self.columns))
+
+
+def _number(value: Any, source: str, name: str, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(f"{source}: column {name!r} has {key}={value!r}; it must be a number")
+    return float(value) if isinstance(value, float) else int(value)
+
+
+def _int(value: Any, source: str, name: str, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SchemaError(f"{source}: column {name!r} has {key}={value!r}; it must be a whole number >= 0")
+    return value
+
+
+def _decimals(values: np.ndarray) -> int | None:
+    """The fewest decimals that represent every value, or None when there are more than MAX_DECIMALS."""
+    for d in range(MAX_DECIMALS + 1):
+        if np.allclose(np.round(values, d), values, rtol=0, atol=1e-9):
+            return d
+    return None
+
+
+def _tidy(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _infer_column(name: str, series: pd.Series) -> Column:
+    nullable = bool(series.isna().any())
+    present = series.dropna()
+    if len(present) == 0:
+        return Column(name, "categorical", nullable=True)
+    if pd.api.types.is_bool_dtype(series):
+        return Column(name, "categorical", nullable=nullable, values=(False, True))
+    if pd.api.types.is_numeric_dtype(series):
+        values = present.to_numpy(dtype="float64")
+        decimals = _decimals(values)
+        kind = "integer" if decimals == 0 else "numeric"
+        return Column(
+            name, kind, nullable=nullable, min=_tidy(values.min()), max=_tidy(values.max()),
+            decimals=None if kind == "integer" else decimals,
+        )
+    text = present.astype(str)
+    unique_share = text.nunique() / len(text)
+    lengths = text.str.len()
+    if (
+        unique_share >= ID_MIN_UNIQUE_SHARE
+        and lengths.median() >= 6
+        and text.str.fullmatch(r"[A-Za-z0-9_\-:.]+").all()
+        and text.str.contains(r"\d").mean() >= 0.9
+    ):
+        return Column(name, "id", nullable=nullable, pattern=_infer_pattern(text))
+    words = text.str.split().str.len()
+    if unique_share >= TEXT_MIN_UNIQUE_SHARE and (
+        words.mean() >= TEXT_MIN_MEAN_WORDS or lengths.median() >= TEXT_MIN_MEDIAN_CHARS
+    ):
+        longest = int(lengths.max())
+        return Column(name, "text", nullable=nullable, max_length=int(math.ceil(longest * 1.1 / 10) * 10))
+    levels = sorted(text.unique())
+    return Column(
+        name, "categorical", nullable=nullable,
+        values=tuple(levels) if len(levels) <= MAX_LISTED_VALUES else None,
+    )
+
+
+_CLASSES = [("[0-9]", set("0123456789")), ("[0-9a-f]", set("0123456789abcdef")),
+            ("[0-9A-F]", set("0123456789ABCDEF")), ("[a-z]", set("abcdefghijklmnopqrstuvwxyz")),
+            ("[A-Z]", set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), ("[a-z0-9]", set("abcdefghijklmnopqrstuvwxyz0123456789")),
+            ("[A-Z0-9]", set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")),
+            ("[A-Za-z0-9]", set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))]
+
+
+def _char_class(chars: set[str]) -> str:
+    if len(chars) == 1:
+        return re.escape(next(iter(chars)))
+    for pattern, members in _CLASSES:
+        if chars <= members:
+            return pattern
+    return r"[A-Za-z0-9_\-:.]"
+
+
+def _infer_pattern(values: pd.Series) -> str:
+    """A regex that matches every id: per-position character classes when lengths agree."""
+    lengths = values.str.len()
+    if lengths.nunique() != 1:
+        chars = set("".join(values))
+        return f"{_char_class(chars) if len(chars) > 1 else re.escape(next(iter(chars)))}{{{lengths.min()},{lengths.max()}}}"
+    columns = list(zip(*values.tolist()))
+    classes = [_char_class(set(chars)) for chars in columns]
+    parts: list[tuple[str, int]] = []
+    for cls_ in classes:
+        if parts and parts[-1][0] == cls_:
+            parts[-1] = (cls_, parts[-1][1] + 1)
+        else:
+            parts.append((cls_, 1))
+    return "".join(c if n == 1 else f"{c}{{{n}}}" for c, n in parts)
+
+
+def _infer_rules(df: pd.DataFrame, columns: list[Column]) -> list[Rule]:
+    """`a >= b` for numeric pairs that hold on every row yet would often fail for unrelated columns.
+
+    A pair whose shuffled version still holds on almost every row (price >= a 0-3 badge count) is implied
+    by the two marginals and adds nothing but a constraint to fit.
+    """
+    numeric = [c for c in columns if c.is_numeric and df[c.name].nunique() > 2]
+    rng = np.random.default_rng(0)
+    found: list[Rule] = []
+    for a in numeric:
+        for b in numeric:
+            if a.name == b.name:
+                continue
+            both = df[[a.name, b.name]].dropna()
+            if len(both) < 20:
+                continue
+            x, y = both[a.name].to_numpy(float), both[b.name].to_numpy(float)
+            if not (x >= y).all() or (x == y).all():
+                continue
+            if (x >= rng.permutation(y)).mean() > 1 - RULE_MIN_SHUFFLED_VIOLATIONS:
+                continue
+            found.append(Rule(high=a.name, low=b.name))
+    # Keep a transitive reduction: a >= c is dropped when a >= b and b >= c are both kept.
+    pairs = {(r.high, r.low) for r in found}
+    names = {r.high for r in found} | {r.low for r in found}
+    return [r for r in found if not any((r.high, m) in pairs and (m, r.low) in pairs for m in names)]
+
+
+def _infer_conditioning(df: pd.DataFrame, columns: list[Column], rules: list[Rule]) -> list[Column]:
+    """Condition each text column on a few informative categoricals, the main price and earlier text."""
+    categorical = [
+        c.name for c in columns
+        if c.type == "categorical" and 2 <= df[c.name].nunique() <= MAX_CONDITION_CARDINALITY
+    ][:MAX_INFERRED_CONDITIONS]
+    numeric = [c.name for c in columns if c.is_numeric and df[c.name].nunique() > 2]
+    named = [n for n in numeric if "price" in n.lower()]
+    lows = [r.low for r in rules if r.low in named]
+    price = (lows or named or numeric or [None])[0]
+    base = categorical + ([price] if price else [])
+    out, earlier_text = [], []
+    for col in columns:
+        if col.type == "text":
+            col = replace(col, conditioned_on=tuple(base + earlier_text))
+            earlier_text.append(col.name)
+        out.append(col)
+    return out

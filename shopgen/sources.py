@@ -1,0 +1,35 @@
+"""Read a catalog from csv, parquet or jsonl, with errors a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from shopgen.errors import ShopgenError
+
+FORMATS = (".csv", ".parquet", ".jsonl")
+
+
+def read_catalog(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise ShopgenError(f"input file {str(path)!r} does not exist; check the path")
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ShopgenError(f"input {str(path)!r} has an unknown format; use one of {', '.join(FORMATS)}")
+    if path.stat().st_size == 0:
+        raise ShopgenError(f"input file {str(path)!r} is empty; give a catalog with a header and rows")
+    try:
+        if suffix == ".csv":
+            df = pd.read_csv(path)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_json(path, lines=True)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ShopgenError(f"cannot read {str(path)!r} as {suffix[1:]} ({first}); check the file") from None
+    if len(df) == 0:
+        raise ShopgenError(f"input file {str(path)!r} has no rows; give a catalog with rows")
+    return df

@@ -1,0 +1,169 @@
+"""CatalogSynthesizer: the one object most users touch. Fit left to right once, sample top to bottom.
+
+    rows = TabularModel.sample -> ids from patterns -> TextModel.generate(rows) -> cast -> validate (GE)
+
+Rows that fail validation (or still copy a training text after redraws) are dropped and replaced by
+new draws, so `sample(n)` returns exactly n valid rows or raises ValidationFailed.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shopgen.bundle import verify_bundle, write_bundle
+from shopgen.errors import ShopgenError, ValidationFailed
+from shopgen.ids import generate_ids
+from shopgen.presets import get_preset
+from shopgen.schema import CatalogSchema
+from shopgen.tabular import TabularModel
+from shopgen.validation import ValidationResult, validate
+
+MAX_ROUNDS = 10
+TEXT_DIR = "text"
+
+
+class CatalogSynthesizer:
+    """Learns a catalog described by `schema`; samples new catalogs that pass the schema's checks."""
+
+    def __init__(
+        self,
+        schema: CatalogSchema,
+        tabular: str = "ctgan",
+        preset: str = "fast",
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        tabular_max_seconds: float | None = None,
+        text_max_seconds: float | None = None,
+        text_epochs: int | None = None,
+        text_base: str | None = None,
+        seed: int = 0,
+        show_progress: bool = True,
+    ) -> None:
+        self.schema = schema
+        self.tabular = tabular
+        self.preset = preset
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.tabular_max_seconds = tabular_max_seconds
+        self.text_max_seconds = text_max_seconds
+        self.text_epochs = text_epochs
+        self.text_base = text_base
+        self.seed = seed
+        self.show_progress = show_progress
+
+    def fit(self, data: pd.DataFrame) -> CatalogSynthesizer:
+        from shopgen.text.model import TextModel
+
+        p = get_preset(self.preset)
+        df = self.schema.check_frame(data)
+        t0 = time.perf_counter()
+        self.tabular_model_ = TabularModel(
+            self.tabular, p.tabular, epochs=self.epochs, batch_size=self.batch_size,
+            max_seconds=self.tabular_max_seconds, seed=self.seed,
+        ).fit(self.schema, df, self.show_progress)
+        t1 = time.perf_counter()
+        self.text_model_ = None
+        if self.schema.text_columns:
+            self.text_model_ = TextModel(
+                p.text, base=self.text_base, max_seconds=self.text_max_seconds,
+                max_epochs=self.text_epochs, seed=self.seed,
+            ).fit(self.schema, df, self.show_progress)
+        self.n_training_rows_ = len(df)
+        self.fit_seconds_ = {"tabular": round(t1 - t0, 1), "text": round(time.perf_counter() - t1, 1)}
+        return self
+
+    def sample(self, n: int, seed: int = 0, allow_copies: bool = False) -> pd.DataFrame:
+        """Exactly `n` rows that pass validation; the same seed gives the same catalog."""
+        if n < 1:
+            raise ShopgenError(f"asked for {n} rows; ask for at least 1")
+        rng = np.random.default_rng(seed)
+        seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}
+        kept: list[pd.DataFrame] = []
+        have, fail_share = 0, 0.0
+        stats = {"rounds": 0, "drawn": 0, "invalid": 0, "copies_redrawn": 0, "copies_dropped": 0,
+                 "seconds": {"tabular": 0.0, "text": 0.0, "validate": 0.0}}
+        last: ValidationResult | None = None
+        for round_ in range(MAX_ROUNDS):
+            need = n - have
+            draw = int(np.ceil(need * (1 + min(fail_share, 0.9) * 1.5 + 0.02))) + 2
+            sub_seed = int(rng.integers(2**31))
+            batch, copied, timings = self._draw(draw, sub_seed, seen_ids, allow_copies, stats)
+            t = time.perf_counter()
+            last = validate(batch, self.schema)
+            timings["validate"] = time.perf_counter() - t
+            ok = np.ones(len(batch), dtype=bool)
+            ok[last.bad_rows] = False
+            stats["invalid"] += int((~ok).sum())
+            ok &= ~copied
+            stats["copies_dropped"] += int(copied.sum())
+            kept.append(batch[ok])
+            have += int(ok.sum())
+            fail_share = 1 - ok.mean()
+            stats["rounds"] = round_ + 1
+            stats["drawn"] += draw
+            for k, v in timings.items():
+                stats["seconds"][k] = round(stats["seconds"][k] + v, 2)
+            if have >= n:
+                break
+        self.last_sample_stats_ = stats
+        if have < n:
+            why = last.summary() if last is not None and not last.success else "generated texts kept copying training texts"
+            raise ValidationFailed(f"only {have} of {n} rows passed after {MAX_ROUNDS} rounds: {why}")
+        return pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
+
+    def _draw(self, k: int, seed: int, seen_ids: dict, allow_copies: bool, stats: dict):
+        t0 = time.perf_counter()
+        rows = self.tabular_model_.sample(k, seed=seed)
+        id_rng = np.random.default_rng(seed)
+        for col in self.schema.of_type("id"):
+            rows[col.name] = generate_ids(col.pattern or r"[0-9]{12}", k, id_rng, col.name == self.schema.primary_key, seen_ids[col.name])
+        t1 = time.perf_counter()
+        copied = np.zeros(k, dtype=bool)
+        if self.text_model_ is not None:
+            texts, copied_s, redrawn = self.text_model_.generate(rows, seed=seed, allow_copies=allow_copies, show_progress=self.show_progress)
+            for c in texts.columns:
+                rows[c] = texts[c].to_numpy()
+            copied = copied_s.to_numpy()
+            stats["copies_redrawn"] += redrawn
+        t2 = time.perf_counter()
+        return self.schema.cast(rows), copied, {"tabular": t1 - t0, "text": t2 - t1}
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        def fill(tmp: Path) -> dict:
+            (tmp / "schema.yaml").write_text(self.schema.to_yaml(), encoding="utf-8")
+            with (tmp / "tabular.pkl").open("wb") as fh:
+                pickle.dump(self.tabular_model_, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            if self.text_model_ is not None:
+                self.text_model_.save_pretrained(tmp / TEXT_DIR)
+            return {
+                "schema": self.schema.to_dict(), "training_rows": self.n_training_rows_,
+                "tabular": self.tabular, "preset": self.preset, "fit_seconds": self.fit_seconds_,
+                "tabular_epochs": getattr(self.tabular_model_, "epochs_", None),
+                "text_training": self.text_model_.stats_.to_dict() if self.text_model_ else None,
+            }
+
+        return write_bundle(path, fill)
+
+    @classmethod
+    def load(cls, path: str | Path, show_progress: bool = True) -> CatalogSynthesizer:
+        """Verify every file's hash, then unpickle: a modified bundle is refused before it can run code."""
+        from shopgen.text.model import TextModel
+
+        path = Path(path)
+        manifest = verify_bundle(path)
+        schema = CatalogSchema.from_yaml(path / "schema.yaml")
+        self = cls(schema, tabular=manifest["tabular"], preset=manifest["preset"], show_progress=show_progress)
+        with (path / "tabular.pkl").open("rb") as fh:
+            self.tabular_model_ = pickle.load(fh)
+        text_dir = path / TEXT_DIR
+        self.text_model_ = TextModel.from_pretrained(text_dir, get_preset(self.preset).text) if text_dir.is_dir() else None
+        self.n_training_rows_ = manifest["training_rows"]
+        self.fit_seconds_ = manifest["fit_seconds"]
+        return self

@@ -1,0 +1,228 @@
+"""TabularModel: SDV (CTGAN, TVAE or Gaussian copula) on the schema's tabular columns.
+
+Three things plain SDV lacks and a catalog needs:
+- rare categorical levels share one "other" level during training and are drawn back from their own
+  frequencies at sample time, so a brand column with 800 values does not one-hot into an 800-wide input
+  (that is what makes plain CTGAN take 11-33 s an epoch on dmart) and every level still comes out;
+- the number of epochs is planned from a timed probe so a preset keeps its time budget on any catalog;
+- sampling is reproducible from a user seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shopgen.errors import ShopgenError
+from shopgen.presets import TabularPreset
+from shopgen.progress import progress_bar
+from shopgen.schema import CatalogSchema
+
+KINDS = ("ctgan", "tvae", "copula")
+TABLE = "catalog"
+OTHER = "__shopgen_other__"
+FEW_VALUES = 15  # numeric columns with this few distinct values are modelled as categories
+PROBE_ROWS = 1000
+PROBE_EPOCHS = 2
+
+
+class TabularModel:
+    """Fit on a catalog's tabular columns; `sample(n, seed)` returns rows that satisfy the schema's rules."""
+
+    def __init__(
+        self,
+        kind: str,
+        preset: TabularPreset,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        max_seconds: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.preset = preset
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.max_seconds = max_seconds
+        self.seed = seed
+
+    def fit(self, schema: CatalogSchema, df: pd.DataFrame, show_progress: bool = True) -> TabularModel:
+        if self.kind not in KINDS:
+            raise ShopgenError(f"unknown tabular model {self.kind!r}; use one of {', '.join(KINDS)}")
+        start = time.perf_counter()
+        self.columns_ = [c.name for c in schema.tabular_columns]
+        data = df[self.columns_].copy()
+        self.rare_ = {}
+        for col in schema.of_type("categorical"):
+            data[col.name], rare = _group_rare(data[col.name], self.preset.max_categories)
+            if rare is not None:
+                self.rare_[col.name] = rare
+        ruled = {n for r in schema.rules for n in (r.high, r.low)}
+        metadata = _metadata(schema, data, ruled)
+        budget = self.max_seconds if self.max_seconds is not None else self.preset.max_seconds
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.synth_ = _build(self.kind, metadata, self.epochs or self.preset.epochs,
+                                 self.batch_size or self.preset.batch_size)
+            self.synth_.add_constraints(_constraints(schema))
+            _seed_everything(self.seed)
+            try:
+                processed = self.synth_.preprocess({TABLE: data})
+            except Exception as exc:  # SDV reports rule violations in the training data here
+                raise ShopgenError(f"the tabular model rejected the data: {str(exc).splitlines()[0]}") from exc
+            if self.kind == "copula":
+                with progress_bar(show_progress) as bar:
+                    bar.add_task("fit GaussianCopula", total=None, info="")
+                    self.synth_.fit_processed_data(processed)
+                self.epochs_ = 0
+            else:
+                self.epochs_ = self.epochs or self._plan_epochs(processed, budget - (time.perf_counter() - start))
+                self.synth_._model_kwargs["epochs"] = self.epochs_
+                _seed_everything(self.seed)
+                self._fit_with_progress(processed, show_progress)
+        self.fit_seconds_ = round(time.perf_counter() - start, 1)
+        return self
+
+    def _plan_epochs(self, processed: dict, seconds_left: float) -> int:
+        """Time a short fit on a subsample, extrapolate to the full data, and fit what the budget allows."""
+        table = processed[TABLE]
+        probe = table.sample(min(len(table), PROBE_ROWS), random_state=self.seed)
+        self.synth_._model_kwargs["epochs"] = PROBE_EPOCHS
+        marks = self._watch_epochs(lambda: self.synth_.fit_processed_data({TABLE: probe}), None)
+        setup, per_epoch = marks[0], (marks[-1] - marks[0]) / max(len(marks) - 1, 1)
+        scale = len(table) / len(probe)
+        affordable = (seconds_left - (marks[-1] if marks else 0) - setup * scale) / max(per_epoch * scale, 1e-6)
+        self.probe_ = {"rows": len(probe), "setup_s": round(setup, 2), "epoch_s": round(per_epoch, 3)}
+        return int(max(1, min(self.preset.epochs, affordable)))
+
+    def _fit_with_progress(self, processed: dict, show_progress: bool) -> None:
+        with progress_bar(show_progress) as bar:
+            task = bar.add_task(f"fit {self.kind.upper()}", total=self.epochs_, info="")
+            self._watch_epochs(
+                lambda: self.synth_.fit_processed_data(processed),
+                lambda done: bar.update(task, completed=done),
+            )
+
+    def _watch_epochs(self, fit, on_epoch) -> list[float]:
+        """Run `fit` in a thread and record when the model starts and finishes each epoch.
+
+        SDV offers no callback; ctgan's models append one row per epoch to `loss_values`, which the
+        main thread polls. The first mark is when training began (after ctgan's own preprocessing).
+        """
+        old = self.synth_._model
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                fit()
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        t0 = time.perf_counter()
+        thread.start()
+        marks: list[float] = []
+        seen = -1
+        while thread.is_alive():
+            thread.join(0.05)
+            model = self.synth_._model
+            losses = getattr(model, "loss_values", None) if model is not None and model is not old else None
+            if losses is None:
+                continue
+            if not marks:
+                marks.append(time.perf_counter() - t0)
+            done = 0 if losses.empty else int(losses["Epoch"].max()) + 1
+            if done > seen:
+                marks.extend([time.perf_counter() - t0] * (done - max(seen, 0)))
+                seen = done
+                if on_epoch:
+                    on_epoch(done)
+        if errors:
+            raise errors[0]
+        if on_epoch:
+            on_epoch(self.epochs_)
+        return marks or [time.perf_counter() - t0]
+
+    def sample(self, n: int, seed: int) -> pd.DataFrame:
+        """`n` rows, identical for the same seed and fitted model."""
+        synth = self.synth_
+        with warnings.catch_warnings(), _quiet():
+            warnings.simplefilter("ignore")
+            synth.reset_sampling()
+            synth._set_random_state(seed)
+            transformers = synth._data_processor._hyper_transformer.field_transformers.values()
+            for k, t in enumerate(transformers):  # RDT's own RNGs (null masks) follow the seed too
+                if t is not None and getattr(t, "random_states", None) is not None:
+                    t.random_states["reverse_transform"] = np.random.RandomState((seed * 7919 + k) % 2**32)
+            rows = synth.sample(n)[TABLE].reset_index(drop=True)
+        rng = np.random.default_rng(seed)
+        for name, (values, probs) in self.rare_.items():
+            other = rows[name] == OTHER
+            rows.loc[other, name] = rng.choice(np.array(values, dtype=object), size=int(other.sum()), p=probs)
+        return rows
+
+
+def _group_rare(series: pd.Series, keep: int) -> tuple[pd.Series, tuple[list, list] | None]:
+    counts = series.value_counts()
+    if len(counts) <= keep:
+        return series, None
+    rare = counts.iloc[keep - 1:]
+    grouped = series.where(~series.isin(rare.index), OTHER)
+    return grouped, (rare.index.tolist(), (rare / rare.sum()).tolist())
+
+
+def _metadata(schema: CatalogSchema, data: pd.DataFrame, ruled: set[str]) -> Any:
+    from sdv.metadata import Metadata
+
+    md = Metadata()
+    md.add_table(TABLE)
+    for col in schema.tabular_columns:
+        few = col.is_numeric and col.name not in ruled and data[col.name].nunique() <= FEW_VALUES
+        sdtype = "numerical" if col.is_numeric and not few else "categorical"
+        md.add_column(col.name, table_name=TABLE, sdtype=sdtype)
+    return md
+
+
+def _constraints(schema: CatalogSchema) -> list:
+    from sdv.cag import Inequality
+
+    return [
+        Inequality(low_column_name=r.low, high_column_name=r.high, strict_boundaries=r.strict)
+        for r in schema.rules
+    ]
+
+
+def _build(kind: str, metadata: Any, epochs: int, batch_size: int) -> Any:
+    common = {"enforce_min_max_values": True, "enforce_rounding": True}
+    if kind == "copula":
+        from sdv.single_table import GaussianCopulaSynthesizer
+
+        return GaussianCopulaSynthesizer(metadata, **common)
+    batch_size = max(10, batch_size // 10 * 10)  # ctgan needs an even multiple of its pac (10)
+    if kind == "ctgan":
+        from sdv.single_table import CTGANSynthesizer
+
+        return CTGANSynthesizer(metadata, epochs=epochs, batch_size=batch_size, enable_gpu=False, **common)
+    from sdv.single_table import TVAESynthesizer
+
+    return TVAESynthesizer(metadata, epochs=epochs, batch_size=batch_size, enable_gpu=False, **common)
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """SDV prints tqdm bars ("Sampling rows") it offers no switch for; keep our stderr to our own bars."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield

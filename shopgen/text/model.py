@@ -1,0 +1,246 @@
+"""TextModel: a GPT that writes a row's text columns conditioned on its other columns.
+
+Trained from scratch (GPT2 config sized by preset, BPE fitted on the catalog) or fine-tuned from a
+local Hugging Face checkpoint. Saved as a `save_pretrained` directory; nothing is fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers.utils import logging as transformers_logging
+
+from shopgen.errors import ShopgenError
+from shopgen.presets import TextPreset
+from shopgen.progress import progress_bar
+from shopgen.schema import CatalogSchema
+from shopgen.text.guard import CopyGuard
+from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
+from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
+from shopgen.text.tokenizer import load_base_tokenizer, train_tokenizer
+from shopgen.text.train import IGNORE, TrainStats, train_lm
+
+transformers_logging.set_verbosity_error()
+transformers_logging.disable_progress_bar()
+
+STATE_FILE = "shopgen_text.json"
+GUARD_FILE = "copy_guard.json"
+COPY_REDRAWS = 3
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+class TextModel:
+    """Fit on a catalog, then `generate(rows)` returns the text columns for those rows."""
+
+    def __init__(
+        self,
+        preset: TextPreset,
+        base: str | None = None,
+        max_seconds: float | None = None,
+        max_epochs: int | None = None,
+        seed: int = 0,
+        sampling: SamplingConfig | None = None,
+    ) -> None:
+        self.preset = preset
+        self.base = base
+        self.max_seconds = max_seconds
+        self.max_epochs = max_epochs
+        self.seed = seed
+        self.sampling = sampling or SamplingConfig()
+
+    # ---- fit -----------------------------------------------------------------------------------
+    def fit(self, schema: CatalogSchema, df: pd.DataFrame, show_progress: bool = True) -> TextModel:
+        self.format_ = PromptFormat.fit(schema, df)
+        columns = self.format_.text_columns
+        prompts = self.format_.prompts(df)
+        texts = {c: [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in df[c]] for c in columns}
+        if self.base:
+            self.tokenizer_ = load_base_tokenizer(self.base, self.format_.special_tokens)
+            self.model_ = _load_causal_lm(self.base)
+            self.model_.resize_token_embeddings(len(self.tokenizer_))
+            self.model_.config.pad_token_id = self.tokenizer_.convert_tokens_to_ids(PAD)
+            positions = getattr(self.model_.config, "n_positions", None) or getattr(self.model_.config, "max_position_embeddings", 1024)
+            block = min(self.preset.block_size, positions)
+        else:
+            corpus = [t for col in texts.values() for t in col if t] + prompts
+            self.tokenizer_ = train_tokenizer(corpus, self.preset.vocab_size, self.format_.special_tokens)
+            block = self.preset.block_size
+            self.model_ = GPT2LMHeadModel(_gpt2_config(self.preset, self.tokenizer_, block))
+        self.nullable_ = {c: schema.column(c).nullable for c in columns}
+        self.max_length_ = {c: int(schema.column(c).max_length) for c in columns}
+        prompt_ids = self._encode(prompts)
+        text_ids = {c: self._encode([t or "" for t in texts[c]]) for c in columns}
+        self.caps_ = _field_caps(prompt_ids, text_ids, block)
+        text_ids = {c: self._trim(texts[c], text_ids[c], self.caps_[c] - 1) for c in columns}
+        seqs = self._sequences(prompt_ids, texts, text_ids)
+        self.guards_ = {c: CopyGuard.from_texts(texts[c]) for c in columns}
+        self.stats_ = train_lm(
+            self.model_, seqs,
+            pad_id=self._id(PAD),
+            batch_size=self.preset.batch_size,
+            learning_rate=self.preset.learning_rate if not self.base else self.preset.learning_rate / 4,
+            max_epochs=self.max_epochs or self.preset.max_epochs,
+            max_seconds=self.max_seconds if self.max_seconds is not None else self.preset.max_seconds,
+            seed=self.seed,
+            show_progress=show_progress,
+        )
+        return self
+
+    def _id(self, token: str) -> int:
+        return int(self.tokenizer_.convert_tokens_to_ids(token))
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer_(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+    def _trim(self, texts: list[str | None], ids: list[list[int]], limit: int) -> list[list[int]]:
+        """Cut texts over `limit` tokens at their last sentence end inside it, so the model learns to finish."""
+        long = [i for i, x in enumerate(ids) if len(x) > limit]
+        if not long:
+            return ids
+        enc = self.tokenizer_([texts[i] for i in long], add_special_tokens=False, return_offsets_mapping=True)
+        cuts = []
+        for offsets, i in zip(enc["offset_mapping"], long):
+            text = texts[i][: offsets[limit - 1][1]]
+            ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+            if ends and ends[-1] >= len(text) // 2:
+                text = text[: ends[-1]]
+            cuts.append(text)
+        out = list(ids)
+        for i, x in zip(long, self._encode(cuts)):
+            out[i] = x[:limit]
+        return out
+
+    def _sequences(self, prompt_ids: list[list[int]], texts: dict, text_ids: dict) -> list[tuple[list[int], list[int]]]:
+        end, null = self._id(END), self._id(NULL)
+        seqs = []
+        for r, prompt in enumerate(prompt_ids):
+            ids, labels = list(prompt), [IGNORE] * len(prompt)
+            for c in self.format_.text_columns:
+                body = [null] if texts[c][r] is None else text_ids[c][r]
+                ids += [self._id(marker(c)), *body, end]
+                labels += [IGNORE, *body, end]
+            seqs.append((ids, labels))
+        return seqs
+
+    # ---- generate ------------------------------------------------------------------------------
+    def generate(
+        self, rows: pd.DataFrame, seed: int, allow_copies: bool = False, show_progress: bool = True,
+    ) -> tuple[pd.DataFrame, pd.Series, int]:
+        """Text for each row; also which rows still copy a training text after redraws, and how many were redrawn."""
+        gen = torch.Generator().manual_seed(seed)
+        prompts = self._encode(self.format_.prompts(rows))
+        columns = self.format_.text_columns
+        out = pd.DataFrame(index=rows.index, columns=columns, dtype=object)
+        todo = np.arange(len(rows))
+        copied = np.zeros(len(rows), dtype=bool)
+        redrawn = 0
+        with progress_bar(show_progress) as bar:
+            task = bar.add_task("write text", total=len(rows), info="")
+            for attempt in range(COPY_REDRAWS + 1):
+                texts = self._generate_texts([prompts[i] for i in todo], gen, lambda n: bar.advance(task, n))
+                for c in columns:
+                    out.iloc[todo, out.columns.get_loc(c)] = texts[c]
+                if allow_copies:
+                    break
+                copied[:] = False
+                for c in columns:
+                    copied[todo] |= np.array(self.guards_[c].copies(texts[c]), dtype=bool)
+                todo = np.flatnonzero(copied)
+                if not len(todo) or attempt == COPY_REDRAWS:
+                    break
+                redrawn += len(todo)
+                bar.update(task, total=bar.tasks[task].total + len(todo), info=f"{redrawn} copies redrawn")
+        return out, pd.Series(copied, index=rows.index), redrawn
+
+    def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, on_batch) -> dict[str, list]:
+        columns = self.format_.text_columns
+        fields = [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in columns]
+        banned = [self._id(PAD)] + [self._id(marker(c)) for c in self.format_.conditions + columns]
+        tokens = generate_fields(
+            self.model_, prompts, fields,
+            end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=banned,
+            cfg=self.sampling, generator=gen, on_batch=on_batch,
+        )
+        null = self._id(NULL)
+        result = {}
+        for f, c in enumerate(columns):
+            per_row = [row[f] for row in tokens]
+            decoded = self.tokenizer_.batch_decode(per_row, skip_special_tokens=True)
+            result[c] = [
+                None if ids[:1] == [null] else _clip(text, self.max_length_[c])
+                for ids, text in zip(per_row, decoded)
+            ]
+        return result
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.model_.save_pretrained(directory)
+        self.tokenizer_.save_pretrained(directory)
+        state = {
+            "format": self.format_.to_dict(), "caps": self.caps_, "nullable": self.nullable_,
+            "max_length": self.max_length_, "stats": self.stats_.to_dict(), "base": self.base,
+            "sampling": vars(self.sampling),
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+        (directory / GUARD_FILE).write_text(json.dumps({c: g.to_list() for c, g in self.guards_.items()}))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, preset: TextPreset) -> TextModel:
+        directory = Path(directory)
+        state = json.loads((directory / STATE_FILE).read_text())
+        self = cls(preset, base=state["base"], sampling=SamplingConfig(**state["sampling"]))
+        self.format_ = PromptFormat.from_dict(state["format"])
+        self.caps_, self.nullable_, self.max_length_ = state["caps"], state["nullable"], state["max_length"]
+        self.stats_ = TrainStats(**state["stats"])
+        self.tokenizer_ = PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
+        self.model_ = _load_causal_lm(directory)
+        self.guards_ = {c: CopyGuard(d) for c, d in json.loads((directory / GUARD_FILE).read_text()).items()}
+        return self
+
+
+def _gpt2_config(p: TextPreset, tokenizer: PreTrainedTokenizerFast, block: int) -> GPT2Config:
+    end, pad = tokenizer.convert_tokens_to_ids(END), tokenizer.convert_tokens_to_ids(PAD)
+    return GPT2Config(
+        vocab_size=len(tokenizer), n_positions=block, n_embd=p.n_embd, n_layer=p.n_layer, n_head=p.n_head,
+        bos_token_id=end, eos_token_id=end, pad_token_id=pad, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
+    )
+
+
+def _load_causal_lm(path: str | Path) -> torch.nn.Module:
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise ShopgenError(f"{str(path)!r} is not a loadable local causal-LM checkpoint ({exc}); give a save_pretrained directory") from None
+
+
+def _field_caps(prompt_ids: list[list[int]], text_ids: dict[str, list[list[int]]], block: int) -> dict[str, int]:
+    """Token cap per text field (its end token included), sharing the context left after the prompt."""
+    room = block - max((len(p) for p in prompt_ids), default=0) - len(text_ids)
+    want = {c: int(np.percentile([len(x) for x in ids], 99)) + 2 for c, ids in text_ids.items()}
+    if room < 4 * len(want):
+        raise ShopgenError(
+            f"the text model's context ({block} tokens) leaves {room} for {len(want)} text columns after the "
+            "conditions; use a larger preset or condition on fewer columns"
+        )
+    caps, left = {}, room
+    for i, (c, w) in enumerate(sorted(want.items(), key=lambda kv: kv[1])):
+        caps[c] = max(2, min(w, left // (len(want) - i)))
+        left -= caps[c]
+    return {c: caps[c] for c in text_ids}
+
+
+def _clip(text: str, max_length: int) -> str:
+    """Trim to the schema's max length at a word boundary."""
+    text = text.strip()
+    if len(text) <= max_length:
+        return text
+    cut = text[:max_length]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > max_length // 2 else cut).rstrip()

@@ -1,0 +1,162 @@
+"""Training loop for the text GPT: length-grouped batches, loss on text tokens only, a time budget.
+
+The step budget is planned from the measured speed of the first steps, so the cosine schedule ends
+when the time budget does; a validation split stops training early and keeps the best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from shopgen.progress import progress_bar
+
+IGNORE = -100
+WARMUP_STEPS = 20
+CALIBRATION_STEPS = 6
+PATIENCE = 2
+
+
+@dataclass
+class TrainStats:
+    steps: int = 0
+    epochs: float = 0.0
+    seconds: float = 0.0
+    train_loss: float = float("nan")
+    val_loss: float = float("nan")
+    tokens_per_second: float = 0.0
+    stopped_by: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle, then sort within windows of 50 batches, so each batch has similar lengths."""
+    order = rng.permutation(len(lengths))
+    window = batch_size * 50
+    out = []
+    for start in range(0, len(order), window):
+        chunk = order[start:start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+def _collate(seqs: list[tuple[list[int], list[int]]], idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
+    width = max(len(seqs[i][0]) for i in idx)
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for r, i in enumerate(idx):
+        x, y = seqs[i]
+        ids[r, :len(x)] = torch.tensor(x)
+        labels[r, :len(y)] = torch.tensor(y)
+        mask[r, :len(x)] = 1
+    return ids, mask, labels
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, seqs: list, batch_size: int, pad_id: int) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    lengths = np.array([len(s[0]) for s in seqs])
+    for idx in _batches(lengths, batch_size, np.random.default_rng(0)):
+        ids, mask, labels = _collate(seqs, idx, pad_id)
+        n = int((labels[:, 1:] != IGNORE).sum())
+        total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
+        count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def train_lm(
+    model: torch.nn.Module,
+    seqs: list[tuple[list[int], list[int]]],
+    *,
+    pad_id: int,
+    batch_size: int,
+    learning_rate: float,
+    max_epochs: int,
+    max_seconds: float,
+    seed: int,
+    show_progress: bool = True,
+) -> TrainStats:
+    """Train in place; returns what happened. `seqs` are (input ids, labels with IGNORE on prompts)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    order = rng.permutation(len(seqs))
+    n_val = min(256, len(seqs) // 20) if len(seqs) >= 200 else 0
+    val = [seqs[i] for i in order[:n_val]]
+    train = [seqs[i] for i in order[n_val:]]
+    lengths = np.array([len(s[0]) for s in train])
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate, betas=(0.9, 0.95),
+    )
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    planned = max(1, max_epochs * steps_per_epoch)
+    stats = TrainStats()
+    best_val, best_state, bad_evals = float("inf"), None, 0
+    tokens, ema = 0, None
+    start = time.perf_counter()
+    model.train()
+    with progress_bar(show_progress) as bar:
+        task = bar.add_task("train text GPT", total=planned, info="")
+        step, epoch = 0, 0
+        while step < planned and not stats.stopped_by:
+            for idx in _batches(lengths, batch_size, rng):
+                lr_scale = min(1.0, (step + 1) / WARMUP_STEPS)
+                lr_scale *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / planned)))
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate * lr_scale
+                ids, mask, labels = _collate(train, idx, pad_id)
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                step += 1
+                tokens += int(mask.sum())
+                value = loss.item()
+                ema = value if ema is None else 0.95 * ema + 0.05 * value
+                elapsed = time.perf_counter() - start
+                if step == CALIBRATION_STEPS:  # plan the schedule from measured speed
+                    planned = max(step + 1, min(planned, int(max_seconds / (elapsed / step))))
+                    bar.update(task, total=planned)
+                bar.update(task, completed=step, info=f"loss {ema:.3f}")
+                if elapsed >= max_seconds:
+                    stats.stopped_by = "time budget"
+                    break
+                if step >= planned:
+                    break
+            epoch += 1
+            if val:
+                val_loss = _evaluate(model, val, batch_size, pad_id)
+                if val_loss < best_val - 1e-4:
+                    best_val, best_state, bad_evals = val_loss, copy.deepcopy(model.state_dict()), 0
+                else:
+                    bad_evals += 1
+                    if bad_evals >= PATIENCE:
+                        stats.stopped_by = stats.stopped_by or "early stopping"
+            if epoch >= max_epochs:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    stats.steps, stats.epochs = step, round(step / steps_per_epoch, 2)
+    stats.seconds = round(time.perf_counter() - start, 1)
+    stats.train_loss = round(ema or float("nan"), 4)
+    stats.val_loss = round(best_val, 4) if val else float("nan")
+    stats.tokens_per_second = round(tokens / max(stats.seconds, 1e-9))
+    stats.stopped_by = stats.stopped_by or "planned steps"
+    return stats
