@@ -44,6 +44,9 @@ def write_bundle(target: str | Path, fill: Callable[[Path], dict]) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o777 & ~mask)  # mkdtemp makes 0700
     try:
         extra = fill(tmp)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())

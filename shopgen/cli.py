@@ -175,9 +175,6 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Fit the `fast` preset on sample_data/, sample, validate, and show where everything is."""
-    from rich.console import Console
-    from rich.table import Table
-
     data, schema_path = REPO / "sample_data" / "products.csv", REPO / "schemas" / "product_catalog.yaml"
     if not data.is_file() or not schema_path.is_file():
         raise ShopgenError(f"demo data not found under {REPO}; run the demo from a shopgen checkout")
@@ -199,12 +196,12 @@ def demo(
     t2 = time.perf_counter()
     write(catalog, folder / "catalog.csv")
     result = validate(catalog, schema)
-    table = Table(title=f"5 of {len(catalog)} generated products")
-    for col in catalog.columns:
-        table.add_column(col, overflow="fold", max_width=48 if col == "description" else 28)
-    for _, row in catalog.head(5).iterrows():
-        table.add_row(*["" if v is None else str(v) for v in row.tolist()])
-    Console().print(table)
+    _out(f"5 of {len(catalog)} generated products:")
+    for record in catalog.head(5).to_dict("records"):
+        text = {c.name: record.pop(c.name) for c in schema.text_columns}
+        _out("  " + " | ".join(f"{k}={v}" for k, v in record.items()))
+        for name, value in text.items():
+            _out(f"    {name}: {value}")
     _out(f"fit   {t1 - t0:.0f}s on {len(df)} sample products -> {folder / 'model'}")
     _out(f"sample {t2 - t1:.0f}s -> {folder / 'catalog.csv'} ({len(catalog)} rows)")
     _out(("PASS  " if result.success else "FAIL  ") + result.summary())

@@ -60,10 +60,10 @@ def expectations(schema: CatalogSchema) -> list:
             add(gxe.ExpectColumnValuesToBeBetween, f"{c}: between {col.min} and {col.max}",
                 column=c, min_value=col.min, max_value=col.max)
         if col.type == "integer" or col.decimals == 0:
-            add(gxe.ExpectColumnValuesToMatchRegex, f"{c}: whole numbers", column=c, regex=r"^-?\d+(\.0+)?$")
+            add(gxe.ExpectColumnValuesToMatchRegex, f"{c}: whole numbers", column=c, regex=r"^-?\d+(?:\.0+)?$")
         elif col.decimals is not None:
             add(gxe.ExpectColumnValuesToMatchRegex, f"{c}: at most {col.decimals} decimals",
-                column=c, regex=rf"^-?\d+(\.\d{{1,{col.decimals}}})?$")
+                column=c, regex=rf"^-?\d+(?:\.\d{{1,{col.decimals}}})?$")
         if col.values is not None:
             add(gxe.ExpectColumnValuesToBeInSet, f"{c}: one of {len(col.values)} values",
                 column=c, value_set=list(col.values))

@@ -18,7 +18,7 @@ from shopgen.progress import progress_bar
 
 IGNORE = -100
 WARMUP_STEPS = 20
-CALIBRATION_STEPS = 6
+CALIBRATION_STEPS = (6, 40)  # plan early, then again once the first slow steps no longer dominate
 PATIENCE = 2
 
 
@@ -130,8 +130,12 @@ def train_lm(
                 value = loss.item()
                 ema = value if ema is None else 0.95 * ema + 0.05 * value
                 elapsed = time.perf_counter() - start
-                if step == CALIBRATION_STEPS:  # plan the schedule from measured speed
-                    planned = max(step + 1, min(planned, int(max_seconds / (elapsed / step))))
+                if step == CALIBRATION_STEPS[0]:
+                    first = (step, elapsed)
+                if step in CALIBRATION_STEPS:  # plan the schedule from the measured speed
+                    rate = (step - first[0]) / (elapsed - first[1]) if step > first[0] else step / elapsed
+                    affordable = step + int((max_seconds - elapsed) * rate)
+                    planned = max(step + 1, min(max_epochs * steps_per_epoch, affordable))
                     bar.update(task, total=planned)
                 bar.update(task, completed=step, info=f"loss {ema:.3f}")
                 if elapsed >= max_seconds:

@@ -1,0 +1,48 @@
+"""Shared fixtures: the sample catalog, the real catalogs in ../shared/data, and one tiny fitted model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE_CSV = ROOT / "sample_data" / "products.csv"
+SAMPLE_SCHEMA = ROOT / "schemas" / "product_catalog.yaml"
+
+
+def real_catalog(name: str) -> Path:
+    path = SHARED_DATA / name / "products.csv"
+    if not path.is_file():
+        pytest.skip(f"real catalog {path} is absent (../shared/data is only on project machines)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_df() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE_CSV)
+
+
+@pytest.fixture(scope="session")
+def sample_schema():
+    from shopgen.schema import CatalogSchema
+
+    return CatalogSchema.from_yaml(SAMPLE_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(sample_schema, sample_df, tmp_path_factory):
+    """A CTGAN + GPT fitted on 800 sample products in ~30 s, saved once and shared by the tests."""
+    from shopgen.synthesizer import CatalogSynthesizer
+
+    synth = CatalogSynthesizer(
+        sample_schema, tabular="ctgan", preset="fast", epochs=5, text_max_seconds=20, show_progress=False,
+    ).fit(sample_df.sample(800, random_state=0))
+    path = tmp_path_factory.mktemp("bundle") / "model"
+    synth.save(path)
+    return synth, path

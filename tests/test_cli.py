@@ -1,0 +1,132 @@
+"""The `shopgen` command, run as a user runs it: a subprocess, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT, SAMPLE_CSV, SAMPLE_SCHEMA, real_catalog
+
+TINY = ["--epochs", "3", "--max-train-minutes", "0.25", "--quiet"]
+
+
+def shopgen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "shopgen.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT,
+        timeout=900,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("shopgen: error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, sample_df) -> Path:
+    d = tmp_path_factory.mktemp("bad")
+    (d / "empty.csv").write_text("")
+    sample_df.drop(columns=["brand"]).to_csv(d / "missing_column.csv", index=False)
+    bad_price = sample_df.astype({"price": object})
+    bad_price.loc[3, "price"] = "N/A price"
+    bad_price.to_csv(d / "bad_price.csv", index=False)
+    (d / "malformed.yaml").write_text("name: x\ncolumns: {a: {type: numeric}\n")
+    (d / "unknown_type.yaml").write_text("name: x\ncolumns: {a: {type: money}}\n")
+    return d
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["fit", "{d}/empty.csv", "--schema", SAMPLE_SCHEMA, "--out", "{d}/out"], ["is empty"]),
+        (["fit", "{d}/missing_column.csv", "--schema", SAMPLE_SCHEMA, "--out", "{d}/out"], ["lacks column(s) ['brand']"]),
+        (["fit", "{d}/bad_price.csv", "--schema", SAMPLE_SCHEMA, "--out", "{d}/out"], ["'price'", "row 3", "N/A price"]),
+        (["fit", SAMPLE_CSV, "--schema", "{d}/malformed.yaml", "--out", "{d}/out"], ["not valid YAML"]),
+        (["fit", SAMPLE_CSV, "--schema", "{d}/unknown_type.yaml", "--out", "{d}/out"], ["unknown type 'money'"]),
+        (["fit", "{d}/nope.csv", "--schema", SAMPLE_SCHEMA, "--out", "{d}/out"], ["does not exist"]),
+        (["fit", SAMPLE_CSV, "--schema", SAMPLE_SCHEMA, "--out", "{d}/out", "--tabular", "gan"], ["--tabular 'gan'"]),
+        (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.csv"], ["model bundle", "does not exist"]),
+        (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.xlsx"], ["unknown format"]),
+        (["validate", "{d}/empty.csv", "--schema", SAMPLE_SCHEMA], ["is empty"]),
+        (["schema", "infer", "{d}/empty.csv", "-o", "{d}/out.yaml"], ["is empty"]),
+        (["fit", SAMPLE_CSV], ["Missing option '--out'"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_output(bad_inputs, args, needles):
+    before = set(bad_inputs.iterdir())
+    proc = shopgen(*[str(a).format(d=bad_inputs) for a in args])
+    one_line_error(proc, 2, *needles)
+    assert set(bad_inputs.iterdir()) == before, "nothing may be written on bad input"
+
+
+def test_verbose_shows_the_traceback(bad_inputs):
+    proc = shopgen("--verbose", "fit", bad_inputs / "empty.csv", "--out", bad_inputs / "out")
+    assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+def _fit_sample_validate(data: Path, tmp: Path, n: int, schema: Path | None = None) -> pd.DataFrame:
+    if schema is None:
+        schema = tmp / "schema.yaml"
+        proc = shopgen("schema", "infer", data, "-o", schema)
+        assert proc.returncode == 0, proc.stderr
+    proc = shopgen("fit", data, "--schema", schema, "--out", tmp / "model", "--preset", "fast", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert "fitted" in proc.stdout
+    outputs = []
+    for name in ("a.csv", "b.csv"):
+        proc = shopgen("sample", tmp / "model", "-n", n, "-o", tmp / name, "--seed", "1", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        outputs.append((tmp / name).read_bytes())
+    assert outputs[0] == outputs[1], "the same seed must give an identical file"
+    proc = shopgen("validate", tmp / "a.csv", "--schema", schema)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("PASS")
+    return pd.read_csv(tmp / "a.csv")
+
+
+def _copied_name_share(synthetic: pd.DataFrame, real: pd.DataFrame, column: str) -> float:
+    from shopgen.text.guard import normalise
+
+    seen = {normalise(t) for t in real[column].dropna().astype(str)}
+    return synthetic[column].dropna().astype(str).map(lambda t: normalise(t) in seen).mean()
+
+
+def test_end_to_end_on_the_sample_catalog(tmp_path, sample_df):
+    out = _fit_sample_validate(SAMPLE_CSV, tmp_path, 120, schema=SAMPLE_SCHEMA)
+    assert len(out) == 120 and list(out.columns) == list(sample_df.columns)
+    assert (out["list_price"] >= out["price"]).all()
+    assert _copied_name_share(out, sample_df, "name") <= 0.05
+    for fmt in ("parquet", "jsonl"):
+        proc = shopgen("sample", tmp_path / "model", "-n", 30, "-o", tmp_path / f"c.{fmt}", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        proc = shopgen("validate", tmp_path / f"c.{fmt}", "--schema", SAMPLE_SCHEMA)
+        assert proc.returncode == 0, proc.stdout
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp files left behind"
+
+
+def test_validate_exits_1_and_names_the_failure(tmp_path, sample_df):
+    broken = sample_df.head(40).copy()
+    broken.loc[0, "list_price"] = broken.loc[0, "price"] / 2
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    proc = shopgen("validate", tmp_path / "broken.csv", "--schema", SAMPLE_SCHEMA)
+    assert proc.returncode == 1
+    assert "FAIL  rule list_price >= price: 1 rows" in proc.stdout
+
+
+@pytest.mark.parametrize(("name", "rows", "name_column"), [("dmart", 900, "Name"), ("wish_summer_2020", 600, "title")])
+def test_end_to_end_on_real_catalogs(tmp_path, name, rows, name_column):
+    """Inferred schema, fast preset, every input column out, valid, reproducible, few copied names."""
+    full = pd.read_csv(real_catalog(name))
+    subset = full.sample(min(rows, len(full)), random_state=0)
+    data = tmp_path / "products.csv"
+    subset.to_csv(data, index=False)  # a temp copy for speed; never written into the repository
+    out = _fit_sample_validate(data, tmp_path, 100)
+    assert len(out) == 100
+    assert list(out.columns) == list(full.columns)
+    assert _copied_name_share(out, subset, name_column) <= 0.05

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SAMPLE_SCHEMA, real_catalog
+
+from shopgen.errors import SchemaError
+from shopgen.schema import CatalogSchema, Rule
+
+
+def _schema(**columns) -> dict:
+    return {"name": "t", "columns": columns}
+
+
+def test_sample_schema_loads_and_round_trips(sample_schema):
+    assert sample_schema.primary_key == "sku"
+    assert [c.name for c in sample_schema.text_columns] == ["name", "description"]
+    assert sample_schema.conditions == ["category", "brand", "price"]
+    assert [str(r) for r in sample_schema.rules] == ["list_price >= price"]
+    again = CatalogSchema.from_dict(__import__("yaml").safe_load(sample_schema.to_yaml()))
+    assert again == sample_schema
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_schema(a={"type": "nummeric"}), "unknown type 'nummeric'"),
+        ({"name": "t", "columns": {"a": {"type": "numeric"}}, "rules": ["a >= b"]}, "missing column 'b'"),
+        ({"name": "t", "columns": {"a": {"type": "numeric"}}, "rules": ["a ~ b"]}, "not of the form"),
+        (_schema(d={"type": "text", "max_length": 9, "conditioned_on": ["n"]},
+                 n={"type": "text", "max_length": 9}), "generated after it"),
+        (_schema(a={"type": "text", "max_length": 9, "conditioned_on": ["zz"]}), "missing column 'zz'"),
+        (_schema(a={"type": "text"}), "need max_length"),
+        (_schema(a={"type": "numeric", "min": 5, "max": 1}), "above max"),
+        (_schema(a={"type": "numeric", "bogus": 1}), "unknown key"),
+        (_schema(a={"type": "categorical", "min": 1}), "only to numeric"),
+        (_schema(a={"type": "id", "pattern": "[0-9"}), "not a valid regex"),
+        ({"name": "t", "primary_key": "a", "columns": {"a": {"type": "numeric"}}}, "must be a non-nullable id"),
+        ({"name": "t", "columns": []}, "non-empty mapping"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
+def test_bad_schemas_are_refused_with_a_clear_reason(raw, message):
+    with pytest.raises(SchemaError, match=message):
+        CatalogSchema.from_dict(raw)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncolumns: [a: {\n")
+    with pytest.raises(SchemaError, match="line 3 is not valid YAML"):
+        CatalogSchema.from_yaml(bad)
+    with pytest.raises(SchemaError, match="does not exist"):
+        CatalogSchema.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_rules_parse_both_directions():
+    assert Rule.parse("price <= list_price") == Rule(high="list_price", low="price")
+    assert Rule.parse("a > b") == Rule(high="a", low="b", strict=True)
+
+
+def _toy(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    price = np.round(rng.lognormal(3, 1, n), 2)
+    return pd.DataFrame({
+        "code": [f"AB-{i:06d}" for i in rng.permutation(n)],
+        "colour": rng.choice(["red", "green", "blue"], n),
+        "price": price,
+        "was": np.round(price * (1 + rng.uniform(0, 0.5, n)), 2),
+        "stock": rng.integers(0, 90, n),
+        "flag": rng.integers(0, 2, n),
+        "score": np.where(rng.random(n) < 0.1, np.nan, np.round(rng.uniform(1, 5, n), 1)),
+        "title": [f"{c} widget model {i} for everyday use" for i, c in enumerate(rng.choice(["Red", "Big"], n))],
+    })
+
+
+def test_infer_types_ranges_ids_text_and_rules():
+    df = _toy()
+    s = CatalogSchema.infer(df, name="toy")
+    col = {c.name: c for c in s.columns}
+    assert col["code"].type == "id" and s.primary_key == "code"
+    assert all(__import__("re").fullmatch(col["code"].pattern, v) for v in df["code"])
+    assert col["colour"].type == "categorical" and col["colour"].values == ("blue", "green", "red")
+    assert col["price"].type == "numeric" and col["price"].decimals == 2
+    assert col["price"].min == df["price"].min() and col["price"].max == df["price"].max()
+    assert col["stock"].type == "integer" and not col["stock"].nullable
+    assert col["score"].nullable and col["score"].decimals == 1
+    assert col["title"].type == "text" and col["title"].max_length >= df["title"].str.len().max()
+    assert col["title"].conditioned_on == ("colour", "price")
+    rules = {str(r) for r in s.rules}
+    assert "was >= price" in rules
+    assert not any("flag" in r for r in rules)  # a 0/1 column never forms a rule
+    assert not any(r.startswith("stock") or r.endswith("stock") for r in rules)  # unrelated columns
+
+
+def test_infer_skips_rules_the_ranges_already_imply():
+    df = pd.DataFrame({"big": np.arange(100, 200), "small": np.arange(0, 100) % 3})
+    assert CatalogSchema.infer(df).rules == ()
+
+
+def test_check_frame_reports_the_misfit(sample_schema, sample_df):
+    with pytest.raises(SchemaError, match="no rows"):
+        sample_schema.check_frame(sample_df.iloc[:0])
+    with pytest.raises(SchemaError, match=r"lacks column\(s\) \['price'\]"):
+        sample_schema.check_frame(sample_df.drop(columns="price"))
+    bad = sample_df.astype({"price": object})
+    bad.loc[7, "price"] = "cheap"
+    with pytest.raises(SchemaError, match="row 7 holds 'cheap'"):
+        sample_schema.check_frame(bad)
+
+
+def test_cast_applies_order_rounding_and_dtypes(sample_schema, sample_df):
+    messy = sample_df[list(reversed(sample_df.columns))].copy()
+    messy["price"] += 0.0049
+    messy["units_sold"] = messy["units_sold"].astype(float)
+    out = sample_schema.cast(messy)
+    assert list(out.columns) == sample_schema.names
+    assert out["units_sold"].dtype == "int64"
+    assert np.allclose(out["price"], sample_df["price"])
+
+
+@pytest.mark.parametrize("name", ["dmart", "wish_summer_2020"])
+def test_infer_on_real_catalogs(name):
+    df = pd.read_csv(real_catalog(name))
+    s = CatalogSchema.infer(df, name=name)
+    assert s.names == list(df.columns)
+    assert s.text_columns, "a real catalog has free text"
+    for col in s.text_columns:
+        assert all(dep in s.names for dep in col.conditioned_on)
+    s.check_frame(df)
+    if name == "dmart":
+        assert {c.name for c in s.text_columns} == {"Name", "Description"}
+        assert [str(r) for r in s.rules] == ["Price >= DiscountedPrice"]
+    else:
+        assert {"title", "title_orig", "tags"} <= {c.name for c in s.text_columns}
+        assert s.column("product_id").type == "id" and s.primary_key is None  # ids repeat across variants
+
+
+def test_sample_schema_file_matches_sample_data(sample_df):
+    s = CatalogSchema.from_yaml(SAMPLE_SCHEMA)
+    assert s.names == list(sample_df.columns)

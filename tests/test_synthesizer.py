@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from shopgen.errors import ValidationFailed
+from shopgen.synthesizer import CatalogSynthesizer
+from shopgen.validation import validate
+
+
+def test_sample_returns_exactly_n_valid_rows_and_is_seeded(tiny_synth, sample_schema):
+    synth, path = tiny_synth
+    a = synth.sample(150, seed=5)
+    assert len(a) == 150 and list(a.columns) == sample_schema.names
+    assert validate(a, sample_schema).success
+    assert a["sku"].is_unique
+    loaded = CatalogSynthesizer.load(path, show_progress=False)
+    assert loaded.sample(150, seed=5).equals(a)
+    assert not loaded.sample(150, seed=6).equals(a)
+
+
+def test_rows_failing_validation_are_redrawn(tiny_synth, sample_schema, sample_df):
+    """A schema tighter than the model's output: about a third of draws fail, yet n valid rows come out."""
+    synth, _ = tiny_synth
+    cap = float(sample_df["price"].quantile(0.7))
+    tight = sample_schema.with_columns(price=dataclasses.replace(sample_schema.column("price"), max=cap))
+    original = synth.schema
+    synth.schema = tight
+    try:
+        rows = synth.sample(200, seed=1)
+        stats = synth.last_sample_stats_
+    finally:
+        synth.schema = original
+    assert len(rows) == 200 and rows["price"].max() <= cap
+    assert stats["invalid"] > 20 and stats["rounds"] >= 2
+    assert validate(rows, tight).success
+
+
+def test_impossible_schema_fails_clearly(tiny_synth, sample_schema):
+    synth, _ = tiny_synth
+    impossible = sample_schema.with_columns(
+        price=dataclasses.replace(sample_schema.column("price"), min=0.99, max=1.0)
+    )
+    original = synth.schema
+    synth.schema = impossible
+    try:
+        with pytest.raises(ValidationFailed, match=r"only \d+ of 50 rows passed .* price: between 0.99 and 1.0"):
+            synth.sample(50, seed=0)
+    finally:
+        synth.schema = original
+
+
+def test_copy_guard_redraws_texts_that_copy_training_names(tiny_synth, sample_df):
+    synth, _ = tiny_synth
+    texts, copied, _ = synth.text_model_.generate(sample_df.head(100), seed=0, show_progress=False)
+    training = set(sample_df.sample(800, random_state=0)["name"].str.lower())  # what tiny_synth saw
+    assert not copied.any()
+    assert sum(name.lower() in training for name in texts["name"]) == 0

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from shopgen.presets import PRESETS
+from shopgen.text.guard import CopyGuard
+from shopgen.text.model import TextModel
+from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
+from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
+from shopgen.text.tokenizer import train_tokenizer
+from shopgen.text.train import IGNORE
+
+
+@pytest.fixture(scope="module")
+def fmt(sample_schema, sample_df) -> PromptFormat:
+    return PromptFormat.fit(sample_schema, sample_df)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(fmt, sample_df):
+    texts = sample_df["name"].tolist() + sample_df["description"].tolist() + fmt.prompts(sample_df)
+    return train_tokenizer(texts, 1024, fmt.special_tokens)
+
+
+def test_prompt_writes_conditions_with_price_deciles(fmt, sample_df):
+    row = sample_df.iloc[[0]]
+    prompt = fmt.prompts(row)[0]
+    assert prompt.startswith(marker("category") + row["category"].iloc[0] + marker("brand"))
+    cheap = fmt.render_value("price", sample_df["price"].min())
+    dear = fmt.render_value("price", sample_df["price"].max())
+    assert (cheap, dear) == ("q0", "q9")
+    assert fmt.render_value("brand", None) == NULL
+
+
+def test_tokenizer_round_trips_text_and_keeps_markers_whole(tokenizer, fmt):
+    text = "Crème brûlée set — 2× ₹499 &amp; “quotes”"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == text
+    for token in fmt.special_tokens:
+        assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1
+
+
+def _tiny_lm(vocab: int, seed: int = 0) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=128, n_embd=32, n_layer=1, n_head=2)).eval()
+
+
+def _generate(model, tokenizer, prompts, caps, cfg, seed):
+    tid = tokenizer.convert_tokens_to_ids
+    fields = [FieldSpec(tid(marker("name")), caps[0], False), FieldSpec(tid(marker("description")), caps[1], True)]
+    return generate_fields(
+        model, prompts, fields, end_id=tid(END), pad_id=tid(PAD), null_id=tid(NULL), banned_ids=[tid(PAD)],
+        cfg=cfg, generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def test_generation_respects_caps_seed_and_batching(tokenizer, fmt, sample_df):
+    model = _tiny_lm(len(tokenizer))
+    prompts = tokenizer(fmt.prompts(sample_df.head(10)), add_special_tokens=False)["input_ids"]
+    cfg = SamplingConfig(batch_size=4)
+    out = _generate(model, tokenizer, prompts, (6, 9), cfg, seed=1)
+    assert len(out) == 10
+    for name, desc in out:  # every field stops at its cap at the latest, and is never empty
+        assert 1 <= len(name) <= 5 and 1 <= len(desc) <= 8
+        assert tokenizer.convert_tokens_to_ids(END) not in name + desc
+    assert _generate(model, tokenizer, prompts, (6, 9), cfg, seed=1) == out
+    assert _generate(model, tokenizer, prompts, (6, 9), cfg, seed=2) != out
+
+
+def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df):
+    """Left padding, position ids and the cache must not change what a row generates (greedy decoding)."""
+    model = _tiny_lm(len(tokenizer), seed=3)
+    prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
+    assert len({len(p) for p in prompts}) > 1, "prompts of different lengths exercise the padding"
+    greedy = SamplingConfig(top_k=1, batch_size=6)
+    batched = _generate(model, tokenizer, prompts, (8, 8), greedy, seed=0)
+    single = [_generate(model, tokenizer, [p], (8, 8), greedy, seed=0)[0] for p in prompts]
+    assert batched == single
+
+
+def test_generation_stops_at_end_token(tokenizer, fmt, sample_df):
+    """A model whose head always prefers <end> after the first token writes one-token fields."""
+    model = _tiny_lm(len(tokenizer))
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[tokenizer.convert_tokens_to_ids(END)] = 1.0
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.transformer.ln_f.weight.zero_()
+    prompts = tokenizer(fmt.prompts(sample_df.head(3)), add_special_tokens=False)["input_ids"]
+    out = _generate(model, tokenizer, prompts, (50, 50), SamplingConfig(), seed=0)
+    assert all(len(name) == 1 and len(desc) == 1 for name, desc in out)
+
+
+def test_training_sequences_put_loss_on_text_only(sample_schema, sample_df):
+    m = TextModel(PRESETS["fast"].text, max_seconds=3, max_epochs=1).fit(sample_schema, sample_df.head(60), show_progress=False)
+    prompt_ids = m._encode(m.format_.prompts(sample_df.head(2)))
+    texts = {c: sample_df[c].head(2).tolist() for c in m.format_.text_columns}
+    ids = {c: m._encode(texts[c]) for c in texts}
+    (seq, labels), _ = m._sequences(prompt_ids, texts, ids)
+    assert labels[: len(prompt_ids[0]) + 1] == [IGNORE] * (len(prompt_ids[0]) + 1)
+    labelled = [t for t in labels if t != IGNORE]
+    assert labelled == ids["name"][0] + [m._id(END)] + ids["description"][0] + [m._id(END)]
+    assert m.tokenizer_.decode(labelled[: len(ids["name"][0])]) == texts["name"][0]
+
+
+def test_long_texts_are_cut_at_a_sentence_end(sample_schema, sample_df):
+    m = TextModel(PRESETS["fast"].text, max_seconds=3, max_epochs=1).fit(sample_schema, sample_df.head(60), show_progress=False)
+    text = "First sentence is here. Second one follows it. Third sentence is long enough to be cut off"
+    ids = m._encode([text])
+    cut = m._trim([text], ids, len(ids[0]) - 3)
+    assert m.tokenizer_.decode(cut[0]) == "First sentence is here. Second one follows it."
+
+
+def test_copy_guard_normalises():
+    guard = CopyGuard.from_texts(["Acme Trail Shoe", None, "Other"])
+    assert guard.copies(["acme  trail shoe!", "Acme Trail Shoes", None]) == [True, False, False]
+
+
+def test_fine_tune_from_a_local_checkpoint(tmp_path, sample_schema, sample_df, fmt):
+    """--text-base: a checkpoint the test saves itself (nothing is fetched); markers get added to it."""
+    base_tok = train_tokenizer(sample_df["name"].tolist(), 512, [PAD, END])
+    base = GPT2LMHeadModel(GPT2Config(vocab_size=len(base_tok), n_positions=256, n_embd=32, n_layer=1, n_head=2))
+    base.save_pretrained(tmp_path / "base")
+    base_tok.save_pretrained(tmp_path / "base")
+    m = TextModel(PRESETS["fast"].text, base=str(tmp_path / "base"), max_seconds=5, max_epochs=1)
+    m.fit(sample_schema, sample_df.head(200), show_progress=False)
+    assert len(m.tokenizer_) > len(base_tok)
+    assert m.model_.get_input_embeddings().weight.shape[0] == len(m.tokenizer_)
+    out, copied, _ = m.generate(sample_df.head(8), seed=0, show_progress=False)
+    assert out["name"].map(lambda s: isinstance(s, str) and 0 < len(s) <= 120).all()
+    m.save_pretrained(tmp_path / "tuned")
+    again = TextModel.from_pretrained(tmp_path / "tuned", PRESETS["fast"].text)
+    assert again.generate(sample_df.head(8), seed=0, show_progress=False)[0].equals(out)
+    assert isinstance(copied, pd.Series)
