@@ -119,6 +119,18 @@ def test_copy_guard_normalises():
     assert guard.copies(["acme  trail shoe!", "Acme Trail Shoes", None]) == [True, False, False]
 
 
+def test_copy_guard_flags_rare_long_spans_but_not_boilerplate():
+    unique = "the walnut handle was carved by hand in our small workshop near the river"
+    boiler = "actual packaging may vary from the image shown on this page"
+    guard = CopyGuard.from_texts([unique, f"Mug. {boiler}", f"Pan. {boiler}"])
+    fresh = "a new pan whose walnut handle was carved by hand in our small workshop"
+    assert guard.overlaps([fresh, f"Kettle. {boiler}", "walnut handle was carved by hand"]) == [True, False, False]
+    assert guard.flags([fresh, unique, "short"]).tolist() == [True, True, False]
+    exact, spans = guard.to_arrays()
+    again = CopyGuard(exact.tolist(), spans.tolist())
+    assert again.flags([fresh, unique]).tolist() == [True, True]
+
+
 def test_fine_tune_from_a_local_checkpoint(tmp_path, sample_schema, sample_df, fmt):
     """--text-base: a checkpoint the test saves itself (nothing is fetched); markers get added to it."""
     base_tok = train_tokenizer(sample_df["name"].tolist(), 512, [PAD, END])

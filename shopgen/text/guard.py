@@ -1,11 +1,21 @@
-"""Privacy guard: remembers training texts as short hashes, so a bundle holds no raw training text."""
+"""Privacy guard: remembers training texts as 64-bit hashes, so a bundle holds no raw training text.
+
+A generated text copies training text when, after normalisation, it equals a training text, or it
+shares an 8-word span with exactly one training text. Spans found in several training texts are the
+catalog's boilerplate ("actual packaging may vary from the image"), not one product's words.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable
 
+import numpy as np
+
+SPAN_WORDS = 8
+MAX_SPAN_TEXTS = 1
 _NON_WORD = re.compile(r"\W+")
 
 
@@ -14,22 +24,41 @@ def normalise(text: str) -> str:
     return _NON_WORD.sub(" ", text.lower()).strip()
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(normalise(text).encode("utf-8"), digest_size=8).hexdigest()
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _spans(words: list[str]) -> set[int]:
+    return {_hash(" ".join(words[i:i + SPAN_WORDS])) for i in range(len(words) - SPAN_WORDS + 1)}
 
 
 class CopyGuard:
-    """Tells whether a generated text equals, after normalisation, a training text of the same column."""
+    """Tells whether generated texts copy the training texts of one column."""
 
-    def __init__(self, digests: Iterable[str] = ()) -> None:
-        self.digests = set(digests)
+    def __init__(self, exact: Iterable[int] = (), spans: Iterable[int] = ()) -> None:
+        self.exact = {int(h) for h in exact}
+        self.spans = {int(h) for h in spans}
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str | None]) -> CopyGuard:
-        return cls(_digest(t) for t in texts if isinstance(t, str) and normalise(t))
+    def from_texts(cls, texts: Iterable[object]) -> CopyGuard:
+        exact, span_texts = set(), Counter()
+        for text in texts:
+            if not isinstance(text, str) or not (norm := normalise(text)):
+                continue
+            exact.add(_hash(norm))
+            span_texts.update(_spans(norm.split()))
+        return cls(exact, (h for h, k in span_texts.items() if k <= MAX_SPAN_TEXTS))
 
-    def copies(self, texts: Iterable[str | None]) -> list[bool]:
-        return [isinstance(t, str) and bool(normalise(t)) and _digest(t) in self.digests for t in texts]
+    def copies(self, texts: Iterable[object]) -> list[bool]:
+        """Equal to a training text after normalisation."""
+        return [isinstance(t, str) and bool(n := normalise(t)) and _hash(n) in self.exact for t in texts]
 
-    def to_list(self) -> list[str]:
-        return sorted(self.digests)
+    def overlaps(self, texts: Iterable[object]) -> list[bool]:
+        """Shares an 8-word span with exactly one training text."""
+        return [isinstance(t, str) and not self.spans.isdisjoint(_spans(normalise(t).split())) for t in texts]
+
+    def flags(self, texts: list[object]) -> np.ndarray:
+        return np.array(self.copies(texts), dtype=bool) | np.array(self.overlaps(texts), dtype=bool)
+
+    def to_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array(sorted(self.exact), dtype=np.uint64), np.array(sorted(self.spans), dtype=np.uint64))

@@ -30,7 +30,7 @@ transformers_logging.set_verbosity_error()
 transformers_logging.disable_progress_bar()
 
 STATE_FILE = "shopgen_text.json"
-GUARD_FILE = "copy_guard.json"
+GUARD_FILE = "copy_guard.npz"
 COPY_REDRAWS = 3
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
@@ -150,7 +150,7 @@ class TextModel:
                     break
                 copied[:] = False
                 for c in columns:
-                    copied[todo] |= np.array(self.guards_[c].copies(texts[c]), dtype=bool)
+                    copied[todo] |= self.guards_[c].flags(texts[c])
                 todo = np.flatnonzero(copied)
                 if not len(todo) or attempt == COPY_REDRAWS:
                     break
@@ -189,7 +189,10 @@ class TextModel:
             "sampling": vars(self.sampling),
         }
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
-        (directory / GUARD_FILE).write_text(json.dumps({c: g.to_list() for c, g in self.guards_.items()}))
+        arrays = {}
+        for i, c in enumerate(self.format_.text_columns):
+            arrays[f"exact_{i}"], arrays[f"spans_{i}"] = self.guards_[c].to_arrays()
+        np.savez(directory / GUARD_FILE, **arrays)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, preset: TextPreset) -> TextModel:
@@ -201,7 +204,11 @@ class TextModel:
         self.stats_ = TrainStats(**state["stats"])
         self.tokenizer_ = PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
         self.model_ = _load_causal_lm(directory)
-        self.guards_ = {c: CopyGuard(d) for c, d in json.loads((directory / GUARD_FILE).read_text()).items()}
+        with np.load(directory / GUARD_FILE) as arrays:
+            self.guards_ = {
+                c: CopyGuard(arrays[f"exact_{i}"].tolist(), arrays[f"spans_{i}"].tolist())
+                for i, c in enumerate(self.format_.text_columns)
+            }
         return self
 
 
