@@ -28,7 +28,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def run(*args: object) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "shopgen.cli", *map(str, args)], capture_output=True, text=True)
-    return time.perf_counter() - t0, proc
+    return round(time.perf_counter() - t0, 1), proc
 
 
 def bench(catalog: Path, preset: str, tabular: str, rows: int, work: Path) -> dict:
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--tabular", default="ctgan")
     parser.add_argument("--rows", type=int, default=500)
+    parser.add_argument("--keep", type=Path, help="keep each catalog's schema, bundle and samples under this folder")
     args = parser.parse_args()
     catalogs = sorted(DATA.glob("*/products.csv"))
     if not catalogs:
@@ -76,7 +77,9 @@ def main() -> None:
     results = []
     for catalog in catalogs:
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(bench(catalog, args.preset, args.tabular, args.rows, Path(tmp)))
+            work = args.keep / catalog.parent.name if args.keep else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            results.append(bench(catalog, args.preset, args.tabular, args.rows, work))
             print(json.dumps(results[-1]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"preset": args.preset, "tabular": args.tabular, "rows": args.rows, "date": time.strftime("%Y-%m-%d")}

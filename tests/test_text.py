@@ -147,3 +147,29 @@ def test_fine_tune_from_a_local_checkpoint(tmp_path, sample_schema, sample_df, f
     again = TextModel.from_pretrained(tmp_path / "tuned", PRESETS["fast"].text)
     assert again.generate(sample_df.head(8), seed=0, show_progress=False)[0].equals(out)
     assert isinstance(copied, pd.Series)
+
+
+def test_preallocated_gpt2_decoder_matches_the_hf_forward():
+    """Same logits as the model's own forward + DynamicCache: left-padded prefill, steps, compaction."""
+    from shopgen.text.decoder import Gpt2Decoder, HFDecoder
+
+    model = _tiny_lm(300, seed=5)
+    assert Gpt2Decoder.supports(model)
+    ids = torch.randint(0, 300, (4, 7))
+    mask = torch.ones(4, 7, dtype=torch.long)
+    mask[1, :3] = 0  # left padding
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    fast, ref = Gpt2Decoder(model, 4, 20), HFDecoder(model)
+    rows = [0, 1, 2, 3]
+    assert torch.allclose(fast(ids, mask, positions)[rows], ref(ids, mask, positions)[rows], atol=1e-5)
+    pos = positions[:, -1:] + 1
+    for step in range(4):
+        if step == 2:  # drop row 2, as the sampler does when a row finishes
+            keep = torch.tensor([0, 1, 3])
+            fast.select(keep)
+            ref.select(keep)
+            mask, pos = mask[keep], pos[keep]
+        feed = torch.randint(0, 300, (len(mask), 1))
+        mask = torch.cat([mask, torch.ones(len(mask), 1, dtype=torch.long)], 1)
+        assert torch.allclose(fast(feed, mask, pos), ref(feed, mask, pos), atol=1e-5)
+        pos = pos + 1

@@ -1,4 +1,4 @@
-"""Batched, seeded generation of several text fields per row with one KV cache.
+"""Batched, seeded generation of several text fields per row with one KV cache (see decoder.py).
 
 Each row walks through its fields: the field's marker is fed (forced), tokens are sampled until the end
 token or the field's token cap, then the next marker. Rows stop independently; a finished row is fed
@@ -12,6 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from shopgen.text.decoder import decoder_for
+
+COMPACT_SHARE = 4  # compact once a quarter of the batch has finished
 
 
 @dataclass(frozen=True)
@@ -91,16 +95,16 @@ def _generate_batch(
         ids[r, width - len(p):] = torch.tensor(p)
         mask[r, width - len(p):] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    past, logits = out.past_key_values, out.logits[:, -1, :]
+    decoder = decoder_for(model, b, width + int(caps.sum()) + 2 * n_fields + 2)
+    logits = decoder(ids, mask, positions)
     next_pos = positions[:, -1] + 1
 
     field = torch.zeros(b, dtype=torch.long)
     flen = torch.zeros(b, dtype=torch.long)
     need_marker = torch.zeros(b, dtype=torch.bool)
     done = torch.zeros(b, dtype=torch.bool)
-    steps_tok, steps_field = [], []
-    rows = torch.arange(b)
+    rows = torch.arange(b)  # original row of each batch slot; finished rows are compacted away
+    record: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     while True:
         step_logits = logits.float() + bias
         first = flen == 0
@@ -110,8 +114,7 @@ def _generate_batch(
         ended_by_cap = flen + 1 >= caps[field]
         tok = torch.where(ended_by_cap, torch.full_like(sampled, end_id), sampled)
         in_text = ~done & ~need_marker
-        steps_tok.append(torch.where(in_text & (tok != end_id), tok, torch.full_like(tok, -1)))
-        steps_field.append(field.clone())
+        record.append((rows, field.clone(), torch.where(in_text & (tok != end_id), tok, torch.full_like(tok, -1))))
         just_ended = in_text & (tok == end_id)
         after_null = in_text & (tok == null_id)
         flen = torch.where(in_text, flen + 1, flen)
@@ -125,29 +128,33 @@ def _generate_batch(
         need_marker = need_marker & ~advance
         finished_row = just_ended & (field + 1 >= n_fields)
         need_marker = need_marker | (just_ended & ~finished_row)
-        active = ~done
         done = done | finished_row
         if bool(done.all()):
             break
+        if int(done.sum()) * COMPACT_SHARE >= len(done):  # drop finished rows from the batch and its cache
+            keep = (~done).nonzero().squeeze(1)
+            decoder.select(keep)
+            rows, field, flen, need_marker, done = rows[keep], field[keep], flen[keep], need_marker[keep], done[keep]
+            mask, next_pos, feed, after_null = mask[keep], next_pos[keep], feed[keep], after_null[keep]
+        active = ~done
         feed = torch.where(active, feed, torch.full_like(feed, pad_id))
         mask = torch.cat([mask, active.long().unsqueeze(1)], dim=1)
-        out = model(
-            input_ids=feed.unsqueeze(1), attention_mask=mask, position_ids=next_pos.unsqueeze(1),
-            past_key_values=past, use_cache=True,
-        )
-        past, logits = out.past_key_values, out.logits[:, -1, :]
+        logits = decoder(feed.unsqueeze(1), mask, next_pos.unsqueeze(1))
         next_pos = next_pos + active.long()
         if bool(after_null.any()):  # a null value is one token: force the end right after it
             logits = logits.clone()
             logits[after_null] = float("-inf")
             logits[after_null, end_id] = 0.0
-    toks = torch.stack(steps_tok, 1).tolist()
-    flds = torch.stack(steps_field, 1).tolist()
-    result = []
-    for r in rows.tolist():
-        per_field: list[list[int]] = [[] for _ in range(n_fields)]
-        for t, f in zip(toks[r], flds[r]):
-            if t >= 0:
-                per_field[f].append(t)
-        result.append(per_field)
+    return _collect(record, b, n_fields)
+
+
+def _collect(record: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], b: int, n_fields: int) -> list[list[list[int]]]:
+    """Per-step (row, field, token) records, in step order, regrouped into tokens per row per field."""
+    row_ids = torch.cat([r for r, _, _ in record])
+    field_ids = torch.cat([f for _, f, _ in record])
+    tokens = torch.cat([t for _, _, t in record])
+    kept = tokens >= 0
+    result: list[list[list[int]]] = [[[] for _ in range(n_fields)] for _ in range(b)]
+    for r, f, t in zip(row_ids[kept].tolist(), field_ids[kept].tolist(), tokens[kept].tolist()):
+        result[r][f].append(t)
     return result

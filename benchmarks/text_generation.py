@@ -1,0 +1,164 @@
+"""Generation speed of shopgen's sampler against Hugging Face `generate` and the machine's roofline.
+
+In one run, on one trained text model and the same rows and sampling settings (temperature, top-k,
+top-p, stop at the end token or the field's cap):
+- shopgen's batched sampler: tokens/s and products/s;
+- HF `model.generate`, field by field (marker, text, end; then the next field), at batch 1 and at
+  the same batch size as ours;
+- the roofline for this model: a measured fp32 matmul rate over 2 x parameters FLOPs per token.
+Writes benchmarks/results/text_generation.{json,md}.
+
+    python benchmarks/text_generation.py [--catalog dmart] [--preset small] [--train-seconds 300]
+    python benchmarks/text_generation.py --bundle models/dmart     # reuse a fitted bundle's text model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from shopgen.presets import get_preset  # noqa: E402
+from shopgen.schema import CatalogSchema  # noqa: E402
+from shopgen.text.model import TextModel  # noqa: E402
+from shopgen.text.prompt import END, NULL, PAD, marker  # noqa: E402
+from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
+    """Best fp32 FLOP/s of a square matmul over 3 trials: the compute ceiling a model step can reach."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = 0.0
+    for _ in range(3):
+        a @ b
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, repeats * 2 * size**3 / (time.perf_counter() - t0))
+    return best
+
+
+def fields_of(model: TextModel) -> list[FieldSpec]:
+    return [FieldSpec(model._id(marker(c)), model.caps_[c], model.nullable_[c]) for c in model.format_.text_columns]
+
+
+def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int) -> dict:
+    banned = [model._id(PAD)] + [model._id(marker(c)) for c in model.format_.conditions + model.format_.text_columns]
+    t0 = time.perf_counter()
+    out = generate_fields(
+        model.model_, prompts, fields_of(model), end_id=model._id(END), pad_id=model._id(PAD),
+        null_id=model._id(NULL), banned_ids=banned, cfg=cfg, generator=torch.Generator().manual_seed(seed),
+    )
+    seconds = time.perf_counter() - t0
+    tokens = sum(len(f) + 1 for row in out for f in row)  # text tokens plus each field's end token
+    return {"rows": len(prompts), "tokens": tokens, "seconds": round(seconds, 3),
+            "tokens_per_s": round(tokens / seconds), "products_per_s": round(len(prompts) / seconds, 2)}
+
+
+@torch.no_grad()
+def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: int, seed: int) -> dict:
+    """What a user of `generate` writes: per field, generate until the end token, append the next marker."""
+    torch.manual_seed(seed)
+    lm, end, pad = model.model_, model._id(END), model._id(PAD)
+    fields, tokens = fields_of(model), 0
+    t0 = time.perf_counter()
+    for start in range(0, len(prompts), batch):
+        seqs = [p + [fields[0].marker_id] for p in prompts[start:start + batch]]
+        for f, field in enumerate(fields):
+            width = max(map(len, seqs))
+            ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])
+            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+            out = lm.generate(
+                input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
+                top_k=cfg.top_k, top_p=cfg.top_p, max_new_tokens=field.max_tokens, eos_token_id=end,
+                pad_token_id=pad,
+            )[:, width:].tolist()
+            nxt = [fields[f + 1].marker_id] if f + 1 < len(fields) else []
+            for r, new in enumerate(out):
+                text = new[: new.index(end)] if end in new else new
+                tokens += len(text) + 1
+                seqs[r] = seqs[r] + text + [end] + nxt
+    seconds = time.perf_counter() - t0
+    return {"rows": len(prompts), "batch": batch, "tokens": tokens, "seconds": round(seconds, 3),
+            "tokens_per_s": round(tokens / seconds), "products_per_s": round(len(prompts) / seconds, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", default="dmart")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--train-seconds", type=float, default=300)
+    parser.add_argument("--bundle", help="use this bundle's text model instead of training one")
+    parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=SamplingConfig().batch_size)
+    parser.add_argument("--hf-rows", type=int, default=32, help="rows for HF generate at batch 1 (it is slow)")
+    args = parser.parse_args()
+
+    path = ROOT.parent / "shared" / "data" / args.catalog / "products.csv"
+    if not path.is_file():
+        sys.exit(f"{path} not found")
+    df = pd.read_csv(path)
+    preset = get_preset(args.preset)
+    if args.bundle:
+        model = TextModel.from_pretrained(Path(args.bundle) / "text", preset.text)
+        source = f"bundle {args.bundle}"
+    else:
+        schema = CatalogSchema.infer(df, name=args.catalog)
+        model = TextModel(preset.text, max_seconds=args.train_seconds).fit(schema, schema.check_frame(df))
+        source = f"{args.preset} preset trained {args.train_seconds:.0f}s on {args.catalog}"
+    rows = df.sample(args.rows, random_state=0)
+    prompts = model._encode(model.format_.prompts(rows))
+    cfg = SamplingConfig(batch_size=args.batch_size)
+    params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
+    rate = matmul_rate()
+    roofline = rate / (2 * params)
+
+    result = {
+        "model": source, "parameters": params, "threads": torch.get_num_threads(),
+        "sampling": vars(cfg), "matmul_gflops": round(rate / 1e9, 1), "roofline_tokens_per_s": round(roofline),
+        "shopgen": ours(model, prompts, cfg, seed=0),
+        "hf_same_batch": hf(model, prompts, cfg, args.batch_size, seed=0),
+        "hf_batch_1": hf(model, prompts[: args.hf_rows], cfg, 1, seed=0),
+    }
+    s = result["shopgen"]["tokens_per_s"]
+    result["ratios"] = {
+        "of_roofline": round(s / roofline, 3),
+        "vs_hf_batch_1": round(s / result["hf_batch_1"]["tokens_per_s"], 1),
+        "vs_hf_same_batch": round(s / result["hf_same_batch"]["tokens_per_s"], 2),
+    }
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "text_generation.json").write_text(json.dumps(result, indent=2))
+    lines = [
+        f"# Text generation speed ({time.strftime('%Y-%m-%d')}, {torch.get_num_threads()} CPU threads)", "",
+        f"Model: {source}, {params:,} parameters (position embeddings excluded). Sampling: {vars(cfg)}.", "",
+        "| sampler | rows | tokens/s | products/s |", "|---|---|---|---|",
+    ]
+    for key, label in (("shopgen", f"shopgen, batch {args.batch_size}"),
+                       ("hf_same_batch", f"HF generate, batch {args.batch_size}"), ("hf_batch_1", "HF generate, batch 1")):
+        r = result[key]
+        lines.append(f"| {label} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
+    ratios = result["ratios"]
+    lines += [
+        "", f"Roofline: {result['matmul_gflops']} GFLOP/s fp32 matmul / (2 x {params:,}) = "
+        f"{result['roofline_tokens_per_s']:,} tokens/s.",
+        f"shopgen reaches **{ratios['of_roofline']:.0%} of the roofline**, **{ratios['vs_hf_batch_1']}x** HF generate at batch 1 "
+        f"and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size.", "",
+        "Re-run: `.venv/bin/python benchmarks/text_generation.py --preset small --train-seconds 300`.",
+    ]
+    (RESULTS / "text_generation.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
