@@ -120,21 +120,25 @@ def sample(
     n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to write."),
     output: str = typer.Option(..., "-o", "--output", help="Output file: .csv, .parquet or .jsonl."),
     seed: int = typer.Option(0, help="Same seed and bundle give the same catalog."),
+    where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Generate N valid rows from a bundle and write them atomically."""
     from shopgen.bundle import verify_bundle
+    from shopgen.conditions import parse_where
+    from shopgen.schema import CatalogSchema
     from shopgen.sinks import check_target
 
     target = check_target(output)
     verify_bundle(bundle)
+    conditions = parse_where(where or [], CatalogSchema.from_yaml(Path(bundle) / "schema.yaml"))
     from shopgen.sinks import write
     from shopgen.synthesizer import CatalogSynthesizer
 
     t0 = time.perf_counter()
     synth = CatalogSynthesizer.load(bundle, show_progress=not quiet)
-    catalog = synth.sample(n, seed=seed, allow_copies=allow_copies)
+    catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies)
     write(catalog, target)
     s = synth.last_sample_stats_
     _out(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shopgen.bundle import verify_bundle, write_bundle
+from shopgen.conditions import Conditions, check
 from shopgen.errors import ShopgenError, ValidationFailed
 from shopgen.ids import generate_ids
 from shopgen.presets import get_preset
@@ -78,10 +79,17 @@ class CatalogSynthesizer:
         self.fit_seconds_ = {"tabular": round(t1 - t0, 1), "text": round(time.perf_counter() - t1, 1)}
         return self
 
-    def sample(self, n: int, seed: int = 0, allow_copies: bool = False) -> pd.DataFrame:
-        """Exactly `n` rows that pass validation; the same seed gives the same catalog."""
+    def sample(
+        self, n: int, seed: int = 0, conditions: Conditions | None = None, allow_copies: bool = False,
+    ) -> pd.DataFrame:
+        """Exactly `n` valid rows, each meeting `conditions` (e.g. {"category": "Shoes", "price": (10, 50)}).
+
+        The same seed gives the same catalog. Texts are written for the conditioned rows, so they agree
+        with the conditions too.
+        """
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")
+        conditions = check(conditions, self.schema) if conditions else None
         rng = np.random.default_rng(seed)
         seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}
         kept: list[pd.DataFrame] = []
@@ -93,7 +101,7 @@ class CatalogSynthesizer:
             need = n - have
             draw = int(np.ceil(need * (1 + min(fail_share, 0.9) * 1.5 + 0.02))) + 2
             sub_seed = int(rng.integers(2**31))
-            batch, copied, timings = self._draw(draw, sub_seed, seen_ids, allow_copies, stats)
+            batch, copied, timings = self._draw(draw, sub_seed, seen_ids, conditions, allow_copies, stats)
             t = time.perf_counter()
             last = validate(batch, self.schema)
             timings["validate"] = time.perf_counter() - t
@@ -117,9 +125,9 @@ class CatalogSynthesizer:
             raise ValidationFailed(f"only {have} of {n} rows passed after {MAX_ROUNDS} rounds: {why}")
         return pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
 
-    def _draw(self, k: int, seed: int, seen_ids: dict, allow_copies: bool, stats: dict):
+    def _draw(self, k: int, seed: int, seen_ids: dict, conditions: Conditions | None, allow_copies: bool, stats: dict):
         t0 = time.perf_counter()
-        rows = self.tabular_model_.sample(k, seed=seed)
+        rows = self.tabular_model_.sample(k, seed=seed, conditions=conditions)
         id_rng = np.random.default_rng(seed)
         for col in self.schema.of_type("id"):
             rows[col.name] = generate_ids(col.pattern or r"[0-9]{12}", k, id_rng, col.name == self.schema.primary_key, seen_ids[col.name])

@@ -5,7 +5,7 @@ Three things plain SDV lacks and a catalog needs:
   frequencies at sample time, so a brand column with 800 values does not one-hot into an 800-wide input
   (that is what makes plain CTGAN take 11-33 s an epoch on dmart) and every level still comes out;
 - the number of epochs is planned from a timed probe so a preset keeps its time budget on any catalog;
-- sampling is reproducible from a user seed.
+- sampling is reproducible from a user seed, and conditional without collapsing on rare values.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopgen.conditions import Conditions, matches
 from shopgen.errors import ShopgenError
 from shopgen.presets import TabularPreset
 from shopgen.progress import progress_bar
@@ -31,6 +32,8 @@ OTHER = "__shopgen_other__"
 FEW_VALUES = 15  # numeric columns with this few distinct values are modelled as categories
 PROBE_ROWS = 1000
 PROBE_EPOCHS = 2
+MAX_DRAW_FACTOR = 200  # give up on conditions that fewer than 1 in 200 drawn rows meet
+MAX_BATCH = 50_000
 
 
 class TabularModel:
@@ -63,6 +66,9 @@ class TabularModel:
             data[col.name], rare = _group_rare(data[col.name], self.preset.max_categories)
             if rare is not None:
                 self.rare_[col.name] = rare
+        self.levels_ = {  # the levels the model saw, to refuse conditions on values it never met
+            c: data[c].dropna().unique().tolist() for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])
+        }
         ruled = {n for r in schema.rules for n in (r.high, r.low)}
         metadata = _metadata(schema, data, ruled)
         budget = self.max_seconds if self.max_seconds is not None else self.preset.max_seconds
@@ -71,6 +77,9 @@ class TabularModel:
             self.synth_ = _build(self.kind, metadata, self.epochs or self.preset.epochs,
                                  self.batch_size or self.preset.batch_size)
             self.synth_.add_constraints(_constraints(schema))
+            # SDV 2.0's add_constraints rebuilds its data processor without the model's own transformer
+            # defaults, so CTGAN/TVAE would see every category as a uniform float; put them back.
+            self.synth_._update_default_transformers()
             _seed_everything(self.seed)
             try:
                 processed = self.synth_.preprocess({TABLE: data})
@@ -149,8 +158,49 @@ class TabularModel:
             on_epoch(self.epochs_)
         return marks or [time.perf_counter() - t0]
 
-    def sample(self, n: int, seed: int) -> pd.DataFrame:
-        """`n` rows, identical for the same seed and fitted model."""
+    def sample(self, n: int, seed: int, conditions: Conditions | None = None) -> pd.DataFrame:
+        """`n` rows meeting `conditions` (checked ones, see shopgen.conditions); same seed, same rows.
+
+        Draws are filtered, in batches that grow with the measured acceptance, so a 1 % category costs
+        a few larger batches instead of SDV's collapse. A level grouped into "other" during training is
+        pinned instead: rows drawn as "other" take the requested level, which is exact, since levels
+        inside "other" are drawn independently of the row. Steering CTGAN's conditional vector was
+        measured and dropped: on the sample catalog it raised acceptance from 4.4 % to 4.5 %.
+        A condition nothing meets fails clearly instead of looping.
+        """
+        if not conditions:
+            return self._draw(n, seed)
+        conditions = {c: v if isinstance(v, tuple) else self._level(c, v) for c, v in conditions.items()}
+        rng = np.random.default_rng(seed)
+        fixed = {c: v for c, v in conditions.items() if c in self.rare_ and v in self.rare_[c][0]}
+        kept, have, drawn = [], 0, 0
+        while have < n:
+            accept = have / drawn if drawn else 1.0
+            k = int(min(MAX_BATCH, np.ceil((n - have) / max(accept, 1 / MAX_DRAW_FACTOR) * 1.2) + 8))
+            rows = self._draw(k, int(rng.integers(2**31)), fixed)
+            ok = matches(rows, conditions)
+            kept.append(rows[ok])
+            have, drawn = have + int(ok.sum()), drawn + k
+            if have < n and drawn >= MAX_DRAW_FACTOR * n:
+                raise ShopgenError(
+                    f"conditions {dict(conditions)} matched {have} of {drawn} drawn rows "
+                    f"({have / drawn:.3%}); the model rarely produces such rows; widen the conditions"
+                )
+        self.last_acceptance_ = round(have / drawn, 4)
+        return pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
+
+    def _level(self, column: str, value: object) -> object:
+        """The training value a condition names (compared as text, as `--where` gives it)."""
+        known = list(self.levels_.get(column, {})) + list(self.rare_.get(column, ([], []))[0])
+        for level in known:
+            if level != OTHER and str(level) == str(value):
+                return level
+        raise ShopgenError(
+            f"condition {column}={value!r}: the model never saw this value in training; "
+            f"seen values include {[v for v in known if v != OTHER][:8]}"
+        )
+
+    def _draw(self, n: int, seed: int, fixed: dict | None = None) -> pd.DataFrame:
         synth = self.synth_
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
@@ -163,8 +213,11 @@ class TabularModel:
             rows = synth.sample(n)[TABLE].reset_index(drop=True)
         rng = np.random.default_rng(seed)
         for name, (values, probs) in self.rare_.items():
-            other = rows[name] == OTHER
-            rows.loc[other, name] = rng.choice(np.array(values, dtype=object), size=int(other.sum()), p=probs)
+            other = (rows[name] == OTHER).to_numpy()
+            if fixed and name in fixed:
+                rows.loc[other, name] = fixed[name]
+            else:
+                rows.loc[other, name] = rng.choice(np.array(values, dtype=object), size=int(other.sum()), p=probs)
         return rows
 
 
