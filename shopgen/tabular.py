@@ -191,7 +191,7 @@ class TabularModel:
 
     def _level(self, column: str, value: object) -> object:
         """The training value a condition names (compared as text, as `--where` gives it)."""
-        known = list(self.levels_.get(column, {})) + list(self.rare_.get(column, ([], []))[0])
+        known = self.levels_.get(column, []) + list(self.rare_.get(column, ([], []))[0])
         for level in known:
             if level != OTHER and str(level) == str(value):
                 return level

@@ -1,9 +1,11 @@
-"""Batched, seeded generation of several text fields per row with one KV cache (see decoder.py).
+"""Batched, seeded generation of several text fields per row with a KV cache (see decoder.py).
 
 Each row walks through its fields: the field's marker is fed (forced), tokens are sampled until the end
-token or the field's token cap, then the next marker. Rows stop independently; a finished row is fed
-padding that attention ignores. Sampling is top-k, then top-p inside it, then `argmax(p / Exp(1))`
-(an exact categorical draw that avoids a sort over the whole vocabulary; see MEASURED.md).
+token or the field's token cap, then the next marker. Rows stop independently. For GPT-2 a finished
+row's slot is refilled at once with the next waiting row (continuous batching), so the batch stays full
+while a few long descriptions finish; other models drop finished rows from their batch instead.
+Sampling is top-k, then top-p inside it, then `argmax(p / Exp(1))` (an exact categorical draw that
+avoids a sort over the whole vocabulary; see MEASURED.md).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from shopgen.text.decoder import decoder_for
+from shopgen.text.decoder import HFDecoder, SlotDecoder
 
-COMPACT_SHARE = 4  # compact once a quarter of the batch has finished
+COMPACT_SHARE = 4  # the fallback path compacts once a quarter of its batch has finished
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,52 @@ def _draw(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator) -> to
     return index.gather(-1, (probs / race).argmax(-1, keepdim=True)).squeeze(-1)
 
 
+class _Walker:
+    """Per-row state through the fields: which field, how many tokens in it, what to feed next."""
+
+    def __init__(self, fields: list[FieldSpec], end_id: int, pad_id: int, null_id: int, banned: list[int],
+                 vocab: int, cfg: SamplingConfig, gen: torch.Generator) -> None:
+        self.caps = torch.tensor([f.max_tokens for f in fields])
+        self.null_ok = torch.tensor([f.nullable for f in fields])
+        self.markers = torch.tensor([f.marker_id for f in fields])
+        self.end, self.pad, self.null, self.cfg, self.gen = end_id, pad_id, null_id, cfg, gen
+        self.bias = torch.zeros(vocab)
+        self.bias[banned] = float("-inf")
+
+    def start(self, n: int) -> dict[str, torch.Tensor]:
+        zeros = torch.zeros(n, dtype=torch.long)
+        return {"field": zeros, "flen": zeros.clone(), "need_marker": zeros.bool(), "done": zeros.bool(),
+                "after_null": zeros.bool()}
+
+    def advance(self, s: dict[str, torch.Tensor], logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Sample one token per row; returns (token to feed, recorded token or -1, its field, finished now)."""
+        field, flen, need_marker, done = s["field"], s["flen"], s["need_marker"], s["done"]
+        logits = logits.float() + self.bias
+        first = flen == 0
+        logits[:, self.end] = logits[:, self.end].masked_fill(first, float("-inf"))
+        logits[:, self.null] = logits[:, self.null].masked_fill(~(first & self.null_ok[field]), float("-inf"))
+        after_null = s["after_null"]
+        if bool(after_null.any()):  # a null value is one token: end right after it
+            logits[after_null] = float("-inf")
+            logits[after_null, self.end] = 0.0
+        sampled = _draw(logits, self.cfg, self.gen)
+        tok = torch.where(flen + 1 >= self.caps[field], torch.full_like(sampled, self.end), sampled)
+        in_text = ~done & ~need_marker
+        recorded = torch.where(in_text & (tok != self.end), tok, torch.full_like(tok, -1))
+        recorded_field = field
+        just_ended = in_text & (tok == self.end)
+        flen = torch.where(in_text, flen + 1, flen)
+        feed = torch.where(in_text, tok, torch.full_like(tok, self.pad))
+        advance = need_marker & ~done  # rows waiting for their next field's marker get it now
+        field = torch.where(advance, field + 1, field)
+        flen = torch.where(advance, torch.zeros_like(flen), flen)
+        feed = torch.where(advance, self.markers[field.clamp(max=len(self.caps) - 1)], feed)
+        finished = just_ended & (field + 1 >= len(self.caps))
+        s.update(field=field, flen=flen, done=done | finished, after_null=in_text & (tok == self.null),
+                 need_marker=(need_marker & ~advance) | (just_ended & ~finished))
+        return feed, recorded, recorded_field, finished
+
+
 @torch.no_grad()
 def generate_fields(
     model: torch.nn.Module,
@@ -61,100 +109,93 @@ def generate_fields(
 ) -> list[list[list[int]]]:
     """Token ids per row per field (without markers or the end token)."""
     model.eval()
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    results: list[list[list[int]]] = [[] for _ in prompts]
     vocab = model.get_output_embeddings().weight.shape[0]
-    bias = torch.zeros(vocab)
-    bias[banned_ids] = float("-inf")
-    caps = torch.tensor([f.max_tokens for f in fields])
-    null_ok = torch.tensor([f.nullable for f in fields])
-    markers = torch.tensor([f.marker_id for f in fields])
-    for start in range(0, len(order), cfg.batch_size):
-        rows = order[start:start + cfg.batch_size]
-        tokens = _generate_batch(
-            model, [prompts[i] + [fields[0].marker_id] for i in rows], caps, null_ok, markers,
-            end_id, pad_id, null_id, bias, cfg, generator,
-        )
-        for i, per_field in zip(rows, tokens):
-            results[i] = per_field
-        if on_batch:
-            on_batch(len(rows))
-    return results
+    walker = _Walker(fields, end_id, pad_id, null_id, banned_ids, vocab, cfg, generator)
+    records: list[tuple[torch.Tensor, ...]] = []
+    drive = _continuous if SlotDecoder.supports(model) else _compacting
+    drive(model, prompts, fields, walker, cfg, records, on_batch)
+    return _collect(records, len(prompts), len(fields))
 
 
-def _generate_batch(
-    model: torch.nn.Module, prompts: list[list[int]], caps: torch.Tensor, null_ok: torch.Tensor,
-    markers: torch.Tensor, end_id: int, pad_id: int, null_id: int, bias: torch.Tensor,
-    cfg: SamplingConfig, gen: torch.Generator,
-) -> list[list[list[int]]]:
-    b, width = len(prompts), max(len(p) for p in prompts)
-    n_fields = len(caps)
-    ids = torch.full((b, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((b, width), dtype=torch.long)
-    for r, p in enumerate(prompts):  # left padding keeps every row's last prompt token at the end
-        ids[r, width - len(p):] = torch.tensor(p)
-        mask[r, width - len(p):] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    decoder = decoder_for(model, b, width + int(caps.sum()) + 2 * n_fields + 2)
-    logits = decoder(ids, mask, positions)
-    next_pos = positions[:, -1] + 1
-
-    field = torch.zeros(b, dtype=torch.long)
-    flen = torch.zeros(b, dtype=torch.long)
-    need_marker = torch.zeros(b, dtype=torch.bool)
-    done = torch.zeros(b, dtype=torch.bool)
-    rows = torch.arange(b)  # original row of each batch slot; finished rows are compacted away
-    record: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+def _continuous(model, prompts, fields, walker, cfg, records, on_batch) -> None:
+    """GPT-2: B slots; a slot whose row finished takes the next waiting row before the next step."""
+    queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    slots = min(cfg.batch_size, len(prompts))
+    longest = max(map(len, prompts)) + sum(f.max_tokens + 2 for f in fields) + 2
+    decoder = SlotDecoder(model, slots, longest)
+    state = walker.start(slots)
+    state["done"][:] = True
+    rows = torch.full((slots,), -1, dtype=torch.long)
+    feed = torch.full((slots,), walker.pad, dtype=torch.long)
+    free = torch.arange(slots)
     while True:
-        step_logits = logits.float() + bias
-        first = flen == 0
-        step_logits[:, end_id] = step_logits[:, end_id].masked_fill(first, float("-inf"))
-        step_logits[:, null_id] = step_logits[:, null_id].masked_fill(~(first & null_ok[field]), float("-inf"))
-        sampled = _draw(step_logits, cfg, gen)
-        ended_by_cap = flen + 1 >= caps[field]
-        tok = torch.where(ended_by_cap, torch.full_like(sampled, end_id), sampled)
-        in_text = ~done & ~need_marker
-        record.append((rows, field.clone(), torch.where(in_text & (tok != end_id), tok, torch.full_like(tok, -1))))
-        just_ended = in_text & (tok == end_id)
-        after_null = in_text & (tok == null_id)
-        flen = torch.where(in_text, flen + 1, flen)
-
-        feed = torch.where(in_text, tok, torch.full_like(tok, pad_id))
-        # Rows that were waiting for their next field's marker get it now.
-        advance = need_marker & ~done
-        field = torch.where(advance, field + 1, field)
-        flen = torch.where(advance, torch.zeros_like(flen), flen)
-        feed = torch.where(advance, markers[field.clamp(max=n_fields - 1)], feed)
-        need_marker = need_marker & ~advance
-        finished_row = just_ended & (field + 1 >= n_fields)
-        need_marker = need_marker | (just_ended & ~finished_row)
-        done = done | finished_row
-        if bool(done.all()):
+        if len(free) and queue:  # refill: prefix into the cache, the first marker joins this step
+            take = free[: len(queue)]
+            new = [queue.pop() for _ in range(len(take))]
+            decoder.prefill(take, [prompts[i] for i in new])
+            rows[take] = torch.tensor(new)
+            feed[take] = fields[0].marker_id
+            for key, value in walker.start(len(take)).items():
+                state[key][take] = value
+        if bool(state["done"].all()):
             break
-        if int(done.sum()) * COMPACT_SHARE >= len(done):  # drop finished rows from the batch and its cache
-            keep = (~done).nonzero().squeeze(1)
-            decoder.select(keep)
-            rows, field, flen, need_marker, done = rows[keep], field[keep], flen[keep], need_marker[keep], done[keep]
-            mask, next_pos, feed, after_null = mask[keep], next_pos[keep], feed[keep], after_null[keep]
-        active = ~done
-        feed = torch.where(active, feed, torch.full_like(feed, pad_id))
-        mask = torch.cat([mask, active.long().unsqueeze(1)], dim=1)
-        logits = decoder(feed.unsqueeze(1), mask, next_pos.unsqueeze(1))
-        next_pos = next_pos + active.long()
-        if bool(after_null.any()):  # a null value is one token: force the end right after it
-            logits = logits.clone()
-            logits[after_null] = float("-inf")
-            logits[after_null, end_id] = 0.0
-    return _collect(record, b, n_fields)
+        decoder.lengths[state["done"]] = 0  # idle slots write at 0 and are never read: no cache growth
+        logits = decoder.step(feed)
+        feed, recorded, recorded_field, finished = walker.advance(state, logits)
+        records.append((rows.clone(), recorded_field, recorded))
+        free = finished.nonzero().squeeze(1)
+        if on_batch and len(free):
+            on_batch(len(free))
+        feed = torch.where(state["done"], torch.full_like(feed, walker.pad), feed)
 
 
-def _collect(record: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], b: int, n_fields: int) -> list[list[list[int]]]:
+def _compacting(model, prompts, fields, walker, cfg, records, on_batch) -> None:
+    """Any causal LM: left-padded batches by prompt length; finished rows leave the batch and its cache."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for start in range(0, len(order), cfg.batch_size):
+        rows = torch.tensor(order[start:start + cfg.batch_size])
+        batch = [prompts[i] + [fields[0].marker_id] for i in rows.tolist()]
+        width = max(map(len, batch))
+        ids = torch.full((len(batch), width), walker.pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, p in enumerate(batch):
+            ids[r, width - len(p):] = torch.tensor(p)
+            mask[r, width - len(p):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        decoder = HFDecoder(model)
+        logits = decoder(ids, mask, positions)
+        next_pos = positions[:, -1] + 1
+        state = walker.start(len(batch))
+        while True:
+            feed, recorded, recorded_field, _ = walker.advance(state, logits)
+            records.append((rows, recorded_field, recorded))
+            done = state["done"]
+            if bool(done.all()):
+                break
+            if int(done.sum()) * COMPACT_SHARE >= len(done):
+                keep = (~done).nonzero().squeeze(1)
+                decoder.select(keep)
+                rows, mask, next_pos, feed = rows[keep], mask[keep], next_pos[keep], feed[keep]
+                for key in state:
+                    state[key] = state[key][keep]
+            active = ~state["done"]
+            feed = torch.where(active, feed, torch.full_like(feed, walker.pad))
+            mask = torch.cat([mask, active.long().unsqueeze(1)], dim=1)
+            logits = decoder(feed.unsqueeze(1), mask, next_pos.unsqueeze(1))
+            next_pos = next_pos + active.long()
+        if on_batch:
+            on_batch(len(batch))
+
+
+def _collect(records: list[tuple[torch.Tensor, ...]], n_rows: int, n_fields: int) -> list[list[list[int]]]:
     """Per-step (row, field, token) records, in step order, regrouped into tokens per row per field."""
-    row_ids = torch.cat([r for r, _, _ in record])
-    field_ids = torch.cat([f for _, f, _ in record])
-    tokens = torch.cat([t for _, _, t in record])
-    kept = tokens >= 0
-    result: list[list[list[int]]] = [[[] for _ in range(n_fields)] for _ in range(b)]
+    result: list[list[list[int]]] = [[[] for _ in range(n_fields)] for _ in range(n_rows)]
+    if not records:
+        return result
+    row_ids = torch.cat([r for r, _, _ in records])
+    field_ids = torch.cat([f for _, f, _ in records])
+    tokens = torch.cat([t for _, _, t in records])
+    kept = (tokens >= 0) & (row_ids >= 0)
     for r, f, t in zip(row_ids[kept].tolist(), field_ids[kept].tolist(), tokens[kept].tolist()):
         result[r][f].append(t)
     return result
