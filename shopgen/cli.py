@@ -121,6 +121,8 @@ def sample(
     output: str = typer.Option(..., "-o", "--output", help="Output file: .csv, .parquet or .jsonl."),
     seed: int = typer.Option(0, help="Same seed and bundle give the same catalog."),
     where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
+    temperature: float = typer.Option(None, min=0.05, max=5.0, help="Text sampling temperature (default: the bundle's, 1.0)."),
+    top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's, 0.95)."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -138,7 +140,8 @@ def sample(
 
     t0 = time.perf_counter()
     synth = CatalogSynthesizer.load(bundle, show_progress=not quiet)
-    catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies)
+    catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies,
+                           temperature=temperature, top_p=top_p)
     write(catalog, target)
     s = synth.last_sample_stats_
     _out(
@@ -163,8 +166,11 @@ def validate_cmd(
     from shopgen.validation import validate
 
     result = validate(df, cat)
-    for label in result.failures:
-        _out(f"FAIL  {label}: {result.failures[label]} rows, e.g. {result.examples.get(label, [])}")
+    for label in result.labels:
+        if label in result.failures:
+            _out(f"FAIL  {label}: {result.failures[label]} rows, e.g. {result.examples.get(label, [])}")
+        else:
+            _out(f"ok    {label}")
     _out(("PASS  " if result.success else "FAIL  ") + result.summary())
     if not result.success:
         raise typer.Exit(1)

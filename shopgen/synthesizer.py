@@ -8,6 +8,7 @@ new draws, so `sample(n)` returns exactly n valid rows or raises ValidationFaile
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from shopgen.ids import generate_ids
 from shopgen.presets import get_preset
 from shopgen.schema import CatalogSchema
 from shopgen.tabular import TabularModel
+from shopgen.text.sampler import SamplingConfig
 from shopgen.validation import ValidationResult, validate
 
 MAX_ROUNDS = 10
@@ -81,6 +83,7 @@ class CatalogSynthesizer:
 
     def sample(
         self, n: int, seed: int = 0, conditions: Conditions | None = None, allow_copies: bool = False,
+        temperature: float | None = None, top_p: float | None = None,
     ) -> pd.DataFrame:
         """Exactly `n` valid rows, each meeting `conditions` (e.g. {"category": "Shoes", "price": (10, 50)}).
 
@@ -90,6 +93,13 @@ class CatalogSynthesizer:
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")
         conditions = check(conditions, self.schema) if conditions else None
+        sampling = None
+        if self.text_model_ is not None:
+            base = self.text_model_.sampling
+            sampling = dataclasses.replace(
+                base, temperature=base.temperature if temperature is None else temperature,
+                top_p=base.top_p if top_p is None else top_p,
+            )
         rng = np.random.default_rng(seed)
         seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}
         kept: list[pd.DataFrame] = []
@@ -101,7 +111,7 @@ class CatalogSynthesizer:
             need = n - have
             draw = int(np.ceil(need * (1 + min(fail_share, 0.9) * 1.5 + 0.02))) + 2
             sub_seed = int(rng.integers(2**31))
-            batch, copied, timings = self._draw(draw, sub_seed, seen_ids, conditions, allow_copies, stats)
+            batch, copied, timings = self._draw(draw, sub_seed, seen_ids, conditions, allow_copies, sampling, stats)
             t = time.perf_counter()
             last = validate(batch, self.schema)
             timings["validate"] = time.perf_counter() - t
@@ -125,7 +135,8 @@ class CatalogSynthesizer:
             raise ValidationFailed(f"only {have} of {n} rows passed after {MAX_ROUNDS} rounds: {why}")
         return pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
 
-    def _draw(self, k: int, seed: int, seen_ids: dict, conditions: Conditions | None, allow_copies: bool, stats: dict):
+    def _draw(self, k: int, seed: int, seen_ids: dict, conditions: Conditions | None, allow_copies: bool,
+              sampling: SamplingConfig | None, stats: dict):
         t0 = time.perf_counter()
         rows = self.tabular_model_.sample(k, seed=seed, conditions=conditions)
         id_rng = np.random.default_rng(seed)
@@ -134,7 +145,9 @@ class CatalogSynthesizer:
         t1 = time.perf_counter()
         copied = np.zeros(k, dtype=bool)
         if self.text_model_ is not None:
-            texts, copied_s, redrawn = self.text_model_.generate(rows, seed=seed, allow_copies=allow_copies, show_progress=self.show_progress)
+            texts, copied_s, redrawn = self.text_model_.generate(
+                rows, seed=seed, allow_copies=allow_copies, sampling=sampling, show_progress=self.show_progress,
+            )
             for c in texts.columns:
                 rows[c] = texts[c].to_numpy()
             copied = copied_s.to_numpy()

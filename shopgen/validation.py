@@ -23,7 +23,7 @@ class ValidationResult:
     """`failures` maps each failed expectation to its failing-row count; `bad_rows` are row positions."""
 
     n_rows: int
-    n_expectations: int
+    labels: list[str]  # every expectation, in suite order
     failures: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list] = field(default_factory=dict)
     bad_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
@@ -31,6 +31,10 @@ class ValidationResult:
     @property
     def success(self) -> bool:
         return not self.failures
+
+    @property
+    def n_expectations(self) -> int:
+        return len(self.labels)
 
     def summary(self) -> str:
         if self.success:
@@ -103,7 +107,7 @@ def validate(df: pd.DataFrame, schema: CatalogSchema) -> ValidationResult:
     definition, suite = _suite(schema)
     frame = df.reset_index(drop=True)
     res = definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format="COMPLETE")
-    result = ValidationResult(n_rows=len(frame), n_expectations=len(suite.expectations))
+    result = ValidationResult(n_rows=len(frame), labels=[e.meta["label"] for e in suite.expectations])
     bad: set[int] = set()
     missing = set(schema.names) - set(frame.columns)
     for r in res.results:

@@ -117,6 +117,7 @@ def test_validate_exits_1_and_names_the_failure(tmp_path, sample_df):
     proc = shopgen("validate", tmp_path / "broken.csv", "--schema", SAMPLE_SCHEMA)
     assert proc.returncode == 1
     assert "FAIL  rule list_price >= price: 1 rows" in proc.stdout
+    assert "ok    price: between 0.99 and 2500" in proc.stdout  # every expectation is listed
 
 
 @pytest.mark.parametrize(("name", "rows", "name_column"), [("dmart", 900, "Name"), ("wish_summer_2020", 600, "title")])

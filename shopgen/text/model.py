@@ -131,6 +131,7 @@ class TextModel:
     # ---- generate ------------------------------------------------------------------------------
     def generate(
         self, rows: pd.DataFrame, seed: int, allow_copies: bool = False, show_progress: bool = True,
+        sampling: SamplingConfig | None = None,
     ) -> tuple[pd.DataFrame, pd.Series, int]:
         """Text for each row; also which rows still copy a training text after redraws, and how many were redrawn."""
         gen = torch.Generator().manual_seed(seed)
@@ -143,7 +144,8 @@ class TextModel:
         with progress_bar(show_progress) as bar:
             task = bar.add_task("write text", total=len(rows), info="")
             for attempt in range(COPY_REDRAWS + 1):
-                texts = self._generate_texts([prompts[i] for i in todo], gen, lambda n: bar.advance(task, n))
+                texts = self._generate_texts([prompts[i] for i in todo], gen, sampling or self.sampling,
+                                             lambda n: bar.advance(task, n))
                 for c in columns:
                     out.iloc[todo, out.columns.get_loc(c)] = texts[c]
                 if allow_copies:
@@ -158,14 +160,14 @@ class TextModel:
                 bar.update(task, total=bar.tasks[task].total + len(todo), info=f"{redrawn} copies redrawn")
         return out, pd.Series(copied, index=rows.index), redrawn
 
-    def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, on_batch) -> dict[str, list]:
+    def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig, on_batch) -> dict[str, list]:
         columns = self.format_.text_columns
         fields = [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in columns]
         banned = [self._id(PAD)] + [self._id(marker(c)) for c in self.format_.conditions + columns]
         tokens = generate_fields(
             self.model_, prompts, fields,
             end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=banned,
-            cfg=self.sampling, generator=gen, on_batch=on_batch,
+            cfg=cfg, generator=gen, on_batch=on_batch,
         )
         null = self._id(NULL)
         result = {}

@@ -18,6 +18,7 @@ import torch
 from shopgen.text.decoder import HFDecoder, SlotDecoder
 
 COMPACT_SHARE = 4  # the fallback path compacts once a quarter of its batch has finished
+REFILL_SHARE = 0.125  # refill once 1/8 of slots is free: measured best or near-best on dmart and sample data
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,10 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch) -> None:
     state["done"][:] = True
     rows = torch.full((slots,), -1, dtype=torch.long)
     feed = torch.full((slots,), walker.pad, dtype=torch.long)
-    free = torch.arange(slots)
     while True:
-        if len(free) and queue:  # refill: prefix into the cache, the first marker joins this step
-            take = free[: len(queue)]
+        idle = state["done"].nonzero().squeeze(1)
+        if queue and len(idle) and (len(idle) >= REFILL_SHARE * slots or bool(state["done"].all())):
+            take = idle[: len(queue)]  # refill: prefix into the cache, the first marker joins this step
             new = [queue.pop() for _ in range(len(take))]
             decoder.prefill(take, [prompts[i] for i in new])
             rows[take] = torch.tensor(new)
@@ -143,9 +144,8 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch) -> None:
         logits = decoder.step(feed)
         feed, recorded, recorded_field, finished = walker.advance(state, logits)
         records.append((rows.clone(), recorded_field, recorded))
-        free = finished.nonzero().squeeze(1)
-        if on_batch and len(free):
-            on_batch(len(free))
+        if on_batch and bool(finished.any()):
+            on_batch(int(finished.sum()))
         feed = torch.where(state["done"], torch.full_like(feed, walker.pad), feed)
 
 
