@@ -38,6 +38,8 @@ class SlotDecoder:
         cfg = model.config
         self.t, self.head = model.transformer, model.lm_head
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
+        # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one.
+        self.gelu = "tanh" if cfg.activation_function == "gelu_new" else "none"
         shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
         self.k, self.v = torch.zeros(shape), torch.zeros(shape)  # masked cells still enter 0 * value
         self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
@@ -59,7 +61,8 @@ class SlotDecoder:
     def _finish(self, block: torch.nn.Module, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         x = x + block.attn.c_proj(att.transpose(1, 2).reshape(b, n, -1))
-        return x + block.mlp(block.ln_2(x))
+        mlp = block.mlp
+        return x + mlp.c_proj(F.gelu(mlp.c_fc(block.ln_2(x)), approximate=self.gelu))
 
     @torch.no_grad()
     def prefill(self, slots: torch.Tensor, prefixes: list[list[int]]) -> None:
