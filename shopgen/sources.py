@@ -26,7 +26,7 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
         elif suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
-            df = pd.read_json(path, lines=True)
+            df = pd.read_json(path, lines=True, precise_float=True)  # the default parser drifts: 1.7 -> 1.7000000000000002
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ShopgenError(f"cannot read {str(path)!r} as {suffix[1:]} ({first}); check the file") from None
