@@ -33,7 +33,7 @@ def run(*args: object) -> tuple[float, subprocess.CompletedProcess]:
 
 def bench(catalog: Path, preset: str, tabular: str, rows: int, work: Path) -> dict:
     from shopgen.schema import CatalogSchema
-    from shopgen.text.guard import normalise
+    from shopgen.text.guard import CopyGuard
 
     schema = work / "schema.yaml"
     out: dict = {"catalog": catalog.parent.name}
@@ -58,9 +58,9 @@ def bench(catalog: Path, preset: str, tabular: str, rows: int, work: Path) -> di
     out["rows"] = len(synth)
     out["all_columns"] = list(synth.columns) == list(real.columns)
     first_text = CatalogSchema.from_yaml(schema).text_columns[0].name
-    seen = {normalise(t) for t in real[first_text].dropna().astype(str)}
+    copies = CopyGuard.from_texts(real[first_text]).copies(synth[first_text].dropna().astype(str).tolist())
     out["name_column"] = first_text
-    out["copied_name_share"] = round(float(synth[first_text].dropna().astype(str).map(lambda t: normalise(t) in seen).mean()), 4)
+    out["copied_name_share"] = round(float(sum(copies) / max(len(copies), 1)), 4)
     return out
 
 

@@ -29,8 +29,8 @@ import torch  # noqa: E402
 from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
-from shopgen.text.prompt import END, NULL, PAD, marker  # noqa: E402
-from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields  # noqa: E402
+from shopgen.text.prompt import END, PAD  # noqa: E402
+from shopgen.text.sampler import SamplingConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -49,17 +49,9 @@ def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
     return best
 
 
-def fields_of(model: TextModel) -> list[FieldSpec]:
-    return [FieldSpec(model._id(marker(c)), model.caps_[c], model.nullable_[c]) for c in model.format_.text_columns]
-
-
 def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int) -> dict:
-    banned = [model._id(PAD)] + [model._id(marker(c)) for c in model.format_.conditions + model.format_.text_columns]
     t0 = time.perf_counter()
-    out = generate_fields(
-        model.model_, prompts, fields_of(model), end_id=model._id(END), pad_id=model._id(PAD),
-        null_id=model._id(NULL), banned_ids=banned, cfg=cfg, generator=torch.Generator().manual_seed(seed),
-    )
+    out = model.generate_tokens(prompts, torch.Generator().manual_seed(seed), cfg)
     seconds = time.perf_counter() - t0
     tokens = sum(len(f) + 1 for row in out for f in row)  # text tokens plus each field's end token
     return {"rows": len(prompts), "tokens": tokens, "seconds": round(seconds, 3),
@@ -71,7 +63,7 @@ def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: i
     """What a user of `generate` writes: per field, generate until the end token, append the next marker."""
     torch.manual_seed(seed)
     lm, end, pad = model.model_, model._id(END), model._id(PAD)
-    fields, tokens = fields_of(model), 0
+    fields, tokens = model.field_specs(), 0
     t0 = time.perf_counter()
     for start in range(0, len(prompts), batch):
         seqs = [p + [fields[0].marker_id] for p in prompts[start:start + batch]]

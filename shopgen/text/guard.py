@@ -58,7 +58,12 @@ class CopyGuard:
         return [isinstance(t, str) and not self.spans.isdisjoint(_spans(normalise(t).split())) for t in texts]
 
     def flags(self, texts: list[object]) -> np.ndarray:
-        return np.array(self.copies(texts), dtype=bool) | np.array(self.overlaps(texts), dtype=bool)
+        """Copies or overlaps, normalising each text once (this runs on every sampled batch)."""
+        out = np.zeros(len(texts), dtype=bool)
+        for i, text in enumerate(texts):
+            if isinstance(text, str) and (norm := normalise(text)):
+                out[i] = _hash(norm) in self.exact or not self.spans.isdisjoint(_spans(norm.split()))
+        return out
 
     def to_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return (np.array(sorted(self.exact), dtype=np.uint64), np.array(sorted(self.spans), dtype=np.uint64))

@@ -160,15 +160,24 @@ class TextModel:
                 bar.update(task, total=bar.tasks[task].total + len(todo), info=f"{redrawn} copies redrawn")
         return out, pd.Series(copied, index=rows.index), redrawn
 
-    def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig, on_batch) -> dict[str, list]:
+    def field_specs(self) -> list[FieldSpec]:
+        """Each text field's marker, token cap (end token included) and nullability, in order."""
+        return [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in self.format_.text_columns]
+
+    def generate_tokens(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig,
+                        on_batch=None) -> list[list[list[int]]]:
+        """Token ids per row per text field for encoded condition prompts (what the benchmarks time)."""
         columns = self.format_.text_columns
-        fields = [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in columns]
         banned = [self._id(PAD)] + [self._id(marker(c)) for c in self.format_.conditions + columns]
-        tokens = generate_fields(
-            self.model_, prompts, fields,
+        return generate_fields(
+            self.model_, prompts, self.field_specs(),
             end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=banned,
             cfg=cfg, generator=gen, on_batch=on_batch,
         )
+
+    def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig, on_batch) -> dict[str, list]:
+        columns = self.format_.text_columns
+        tokens = self.generate_tokens(prompts, gen, cfg, on_batch)
         null = self._id(NULL)
         result = {}
         for f, c in enumerate(columns):
