@@ -178,3 +178,30 @@ def test_slot_decoder_matches_the_hf_forward():
         for slot in range(3):
             seqs[slot] = seqs[slot] + [int(feed[slot])]
             assert torch.allclose(logits[slot], reference(seqs[slot]), atol=1e-4), (step, slot)
+
+
+def test_copy_guard_lets_stock_phrases_through_only_when_asked():
+    """A description that 1 % of the rows carry ("India") is the catalog's stock phrase, not a record."""
+    texts = ["India"] * 6 + [f"product number {i}" for i in range(94)]
+    assert CopyGuard.from_texts(texts).copies(["india", "product number 3"]) == [True, True]
+    guard = CopyGuard.from_texts(texts, boilerplate_share=0.01)
+    assert guard.copies(["india", "product number 3"]) == [False, True]
+    assert CopyGuard.from_texts(texts[:4] + texts[6:], boilerplate_share=0.01).copies(["india"]) == [True]
+
+
+def test_slot_decoder_chunked_attention_matches_the_hf_forward():
+    """Slots of very different lengths attend in chunks (short slots skip long ones' span): same logits."""
+    from shopgen.text.decoder import SlotDecoder, _chunks
+
+    model = _tiny_lm(300, seed=6)
+    torch.manual_seed(2)
+    seqs = [torch.randint(0, 300, (n,)).tolist() for n in (3, 70, 5, 40, 9, 2, 66, 20)]
+    dec = SlotDecoder(model, len(seqs), 80)
+    dec.prefill(torch.arange(len(seqs)), seqs)
+    assert len(_chunks(dec.lengths)) > 1
+    feed = torch.randint(0, 300, (len(seqs),))
+    logits = dec.step(feed)
+    with torch.no_grad():
+        for slot, seq in enumerate(seqs):
+            ref = model(input_ids=torch.tensor([seq + [int(feed[slot])]])).logits[0, -1]
+            assert torch.allclose(logits[slot], ref, atol=1e-4), slot

@@ -85,15 +85,65 @@ class SlotDecoder:
         """Feed one token per slot at the slot's own position; logits for the next token of every slot."""
         b = len(tokens)
         at = self.lengths
-        span = int(at.max()) + 1
-        allowed = (torch.arange(span)[None, :] <= at[:, None])[:, None, None, :]
+        chunks = _chunks(at)
         slots = torch.arange(b)
         x = self.t.wte(tokens[:, None]) + self.t.wpe(at[:, None])
         for i, block in enumerate(self.t.h):
             q, k, v = self._qkv(block, x)
             self.k[i, slots, :, at] = k[:, :, 0]
             self.v[i, slots, :, at] = v[:, :, 0]
-            att = F.scaled_dot_product_attention(q, self.k[i, :, :, :span], self.v[i, :, :, :span], attn_mask=allowed)
-            x = self._finish(block, x, att)
+            x = self._finish(block, x, self._attend(i, q, chunks))
         self.lengths = at + 1
         return self.head(self.t.ln_f(x[:, -1]))
+
+    def _attend(self, i: int, q: torch.Tensor, chunks: list[tuple]) -> torch.Tensor:
+        """Each slot's query over its own cache positions, chunk by chunk, merged by online softmax."""
+        keys, values = self.k[i], self.v[i]
+        q = q * self.head_dim**-0.5
+        out = total = top = None
+        for lo, hi, rows, masked in chunks:
+            if rows is None:
+                qq, kk, vv = q, keys[:, :, lo:hi], values[:, :, lo:hi]
+            else:
+                qq, kk, vv = q[rows], keys[rows, :, lo:hi], values[rows, :, lo:hi]
+            scores = (qq @ kk.transpose(-1, -2)).masked_fill_(masked, float("-inf"))
+            peak = scores.amax(-1, keepdim=True)
+            weights = (scores - peak).exp_()
+            part, mass = weights @ vv, weights.sum(-1, keepdim=True)
+            if out is None:
+                out, total, top = part, mass, peak
+                continue
+            new_top = torch.maximum(top[rows], peak)
+            old, new = (top[rows] - new_top).exp_(), (peak - new_top).exp_()
+            out[rows] = out[rows] * old + part * new
+            total[rows] = total[rows] * old + mass * new
+            top[rows] = new_top
+        return out / total
+
+
+CHUNK_ALIGN = 16
+CHUNK_SHARES = (0.5, 0.875)  # chunk edges at these quantiles of the slots' lengths
+
+
+def _chunks(at: torch.Tensor) -> list[tuple]:
+    """Cache position ranges and the slots that reach into each, so a short row skips a long row's span.
+
+    Continuous batching mixes rows of every length: attending over the longest row's span for every
+    slot read ~4x the cache that the rows hold (dmart, batch 64: mean span 241, mean length ~60).
+    The first chunk serves every slot from a view; later ones gather only the slots that reach them.
+    """
+    ordered = at.sort().values.tolist()
+    span = ordered[-1] + 1
+    edges = [0]
+    for share in CHUNK_SHARES:
+        edge = -(-(ordered[int(share * (len(ordered) - 1))] + 1) // CHUNK_ALIGN) * CHUNK_ALIGN
+        if edges[-1] < edge < span:
+            edges.append(edge)
+    edges.append(span)
+    out = []
+    for lo, hi in zip(edges, edges[1:]):
+        rows = None if lo == 0 else (at >= lo).nonzero().squeeze(1)
+        reach = at if rows is None else at[rows]
+        masked = (torch.arange(lo, hi)[None, :] > reach[:, None])[:, None, None, :]
+        out.append((lo, hi, rows, masked))
+    return out

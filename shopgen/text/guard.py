@@ -2,7 +2,9 @@
 
 A generated text copies training text when, after normalisation, it equals a training text, or it
 shares an 8-word span with exactly one training text. Spans found in several training texts are the
-catalog's boilerplate ("actual packaging may vary from the image"), not one product's words.
+catalog's boilerplate ("actual packaging may vary from the image"), not one product's words. At sample
+time, whole texts that a share of the catalog's rows carry ("India" is the description of 12 % of
+dmart) are boilerplate too: redrawing them would only drop the rows that typically carry them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 
 SPAN_WORDS = 8
 MAX_SPAN_TEXTS = 1
+BOILERPLATE_SHARE = 0.01  # a whole text in >= 1 % of rows (and >= BOILERPLATE_MIN_ROWS) is a stock phrase
+BOILERPLATE_MIN_ROWS = 5
 _NON_WORD = re.compile(r"\W+")
 
 
@@ -40,14 +44,18 @@ class CopyGuard:
         self.spans = {int(h) for h in spans}
 
     @classmethod
-    def from_texts(cls, texts: Iterable[object]) -> CopyGuard:
-        exact, span_texts = set(), Counter()
+    def from_texts(cls, texts: Iterable[object], boilerplate_share: float | None = None) -> CopyGuard:
+        """Guard every training text, or with `boilerplate_share` all but the catalog's stock phrases."""
+        exact, span_texts = Counter(), Counter()
         for text in texts:
             if not isinstance(text, str) or not (norm := normalise(text)):
                 continue
-            exact.add(_hash(norm))
+            exact[_hash(norm)] += 1
             span_texts.update(_spans(norm.split()))
-        return cls(exact, (h for h, k in span_texts.items() if k <= MAX_SPAN_TEXTS))
+        limit = float("inf")
+        if boilerplate_share is not None:
+            limit = max(BOILERPLATE_MIN_ROWS, boilerplate_share * sum(exact.values()))
+        return cls((h for h, k in exact.items() if k < limit), (h for h, k in span_texts.items() if k <= MAX_SPAN_TEXTS))
 
     def copies(self, texts: Iterable[object]) -> list[bool]:
         """Equal to a training text after normalisation."""

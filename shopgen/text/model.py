@@ -20,7 +20,7 @@ from shopgen.errors import ShopgenError
 from shopgen.presets import TextPreset
 from shopgen.progress import progress_bar
 from shopgen.schema import CatalogSchema
-from shopgen.text.guard import CopyGuard
+from shopgen.text.guard import BOILERPLATE_SHARE, CopyGuard
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
 from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
 from shopgen.text.tokenizer import load_base_tokenizer, train_tokenizer
@@ -79,7 +79,7 @@ class TextModel:
         self.caps_ = _field_caps(prompt_ids, text_ids, block)
         text_ids = {c: self._trim(texts[c], text_ids[c], self.caps_[c] - 1) for c in columns}
         seqs = self._sequences(prompt_ids, texts, text_ids)
-        self.guards_ = {c: CopyGuard.from_texts(texts[c]) for c in columns}
+        self.guards_ = {c: CopyGuard.from_texts(texts[c], BOILERPLATE_SHARE) for c in columns}
         self.stats_ = train_lm(
             self.model_, seqs,
             pad_id=self._id(PAD),
