@@ -50,13 +50,27 @@ def test_conditioned_rows_all_meet_the_condition_even_for_a_rare_category(tiny_s
 
 def test_condition_on_a_rare_brand_grouped_away_during_training_is_pinned(tiny_synth):
     synth, _ = tiny_synth
-    values, probs = synth.tabular_model_.rare_["brand"]
+    model = synth.tabular_model_
+    values, probs = model.rare_["brand"]
     brand = values[-1]  # among the rarest brands
     rows = synth.sample(20, seed=0, conditions={"brand": brand})
     assert (rows["brand"] == brand).all()
     # Pinned, acceptance is the model's share of "other" rows (a few %); found by rejection it would be
     # that share times the brand's share inside "other" (probs[-1], under 1 %): about 0.02 %.
-    assert synth.tabular_model_.last_acceptance_ > 0.01 > 0.05 * probs[-1]
+    assert model.last_acceptance_ > 0.01 > 0.05 * probs[-1]
+
+
+def test_rare_levels_are_drawn_back_within_their_parent(tiny_synth, sample_df):
+    """A brand grouped away in training comes back from the brands of the row's parent (its aisle)."""
+    synth, _ = tiny_synth
+    model = synth.tabular_model_
+    parent, table = model.rare_parents_["brand"]
+    rows = model.sample(1500, seed=3)
+    rare = rows[rows["brand"].isin(model.rare_["brand"][0]) & rows[parent].isin(list(table))]
+    assert len(rare) > 20
+    assert all(b in table[p][0] for b, p in zip(rare["brand"], rare[parent]))
+    seen = set(zip(sample_df["brand"], sample_df[parent]))
+    assert sum((b, p) in seen for b, p in zip(rare["brand"], rare[parent])) == len(rare)
 
 
 def test_unknown_or_impossible_conditions_fail_clearly(tiny_synth):
