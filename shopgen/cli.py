@@ -11,11 +11,18 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from shopgen.errors import ShopgenError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shopgen.synthesizer import CatalogSynthesizer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Learn a product catalog; generate new, realistic, validated ones.")
@@ -59,6 +66,21 @@ def schema_infer(
     kinds = {t: [c.name for c in schema.of_type(t)] for t in ("id", "categorical", "numeric", "integer", "text")}
     _out(f"wrote {output}: " + "; ".join(f"{t}: {len(v)}" for t, v in kinds.items() if v)
          + f"; text: {kinds['text']}; rules: {[str(r) for r in schema.rules]}")
+
+
+@schema_app.command("ddl")
+def schema_ddl(
+    schema: str = typer.Argument(..., help="YAML schema, or a model bundle directory."),
+    dialect: str = typer.Option("postgresql", help="postgresql, mariadb, mysql or sqlite."),
+    table: str = typer.Option(None, help="Table name (default: the schema's name)."),
+) -> None:
+    """Print the CREATE TABLE that `shopgen seed` runs for a schema: types, NOT NULL, key, CHECKs."""
+    from shopgen.db import create_table_sql
+    from shopgen.schema import CatalogSchema
+
+    path = Path(schema) / "schema.yaml" if Path(schema).is_dir() else Path(schema)
+    cat = CatalogSchema.from_yaml(path)
+    _out(create_table_sql(cat, table or cat.name, dialect))
 
 
 # ---- fit ---------------------------------------------------------------------------------------
@@ -118,15 +140,17 @@ def fit(
 def sample(
     bundle: str = typer.Argument(..., help="Model bundle directory written by `shopgen fit`."),
     n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to write."),
-    output: str = typer.Option(..., "-o", "--output", help="Output file: .csv, .parquet or .jsonl."),
+    output: str = typer.Option(..., "-o", "--output", help="Output file (.csv, .parquet, .jsonl) or database URL (sqlite:///x.db, postgresql://…, mysql://…)."),
     seed: int = typer.Option(0, help="Same seed and bundle give the same catalog."),
     where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
     temperature: float = typer.Option(None, min=0.05, max=5.0, help="Text sampling temperature (default: the bundle's, 1.0)."),
     top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's, 0.95)."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
+    table: str = typer.Option(None, "--table", help="Table, when -o is a database (default: the schema's name)."),
+    if_exists: str = typer.Option("fail", "--if-exists", help="When -o is a database and the table exists: fail, replace or append."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Generate N valid rows from a bundle and write them atomically."""
+    """Generate N valid rows from a bundle and write them atomically (a file, or a database table)."""
     from shopgen.bundle import verify_bundle
     from shopgen.conditions import parse_where
     from shopgen.schema import CatalogSchema
@@ -134,7 +158,13 @@ def sample(
 
     target = check_target(output)
     verify_bundle(bundle)
-    conditions = parse_where(where or [], CatalogSchema.from_yaml(Path(bundle) / "schema.yaml"))
+    schema = CatalogSchema.from_yaml(Path(bundle) / "schema.yaml")
+    conditions = parse_where(where or [], schema)
+    if not isinstance(target, Path):
+        from shopgen.db import check
+
+        table = table or schema.name
+        check(target, table, if_exists, schema)  # connection and table state, before any row is generated
     from shopgen.sinks import write
     from shopgen.synthesizer import CatalogSynthesizer
 
@@ -142,13 +172,76 @@ def sample(
     synth = CatalogSynthesizer.load(bundle, show_progress=not quiet)
     catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies,
                            temperature=temperature, top_p=top_p)
-    write(catalog, target)
+    write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=not quiet)
+    where_to = target if isinstance(target, Path) else f"table {table!r} in {target}"
     s = synth.last_sample_stats_
     _out(
-        f"wrote {len(catalog)} valid rows to {target} in {time.perf_counter() - t0:.1f}s "
+        f"wrote {len(catalog)} valid rows to {where_to} in {time.perf_counter() - t0:.1f}s "
         f"({s['drawn']} drawn in {s['rounds']} round(s), {s['invalid']} failed validation and were redrawn, "
         f"{s['copies_redrawn']} texts redrawn for copying training text)"
     )
+
+
+# ---- seed --------------------------------------------------------------------------------------
+@app.command("seed")
+def seed_cmd(
+    bundle: str = typer.Argument(..., help="Model bundle directory written by `shopgen fit`."),
+    db: str = typer.Option(..., "--db", help="sqlite:///file.db (or a .db path), postgresql://user@host/db, mysql://user@host/db."),
+    table: str = typer.Option(..., "--table", help="Table to fill; created from the bundle's schema."),
+    n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to load."),
+    if_exists: str = typer.Option("fail", "--if-exists", help="If the table exists: fail, replace or append."),
+    seed: int = typer.Option(0, help="Same seed, bundle and batch size give the same rows."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Rows generated and loaded per batch."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fill a database table with N generated rows, all or nothing, streamed in batches."""
+    from shopgen.bundle import verify_bundle
+    from shopgen.db import check, parse_target, write
+    from shopgen.db.ddl import check_table_name
+    from shopgen.db.load import IF_EXISTS
+    from shopgen.schema import CatalogSchema
+
+    if if_exists not in IF_EXISTS:
+        raise ShopgenError(f"--if-exists {if_exists!r} is unknown; use one of {', '.join(IF_EXISTS)}")
+    target = parse_target(db)
+    check_table_name(table)
+    verify_bundle(bundle)
+    schema = CatalogSchema.from_yaml(Path(bundle) / "schema.yaml")
+    check(target, table, if_exists, schema)  # before the model loads: a doomed seed fails in a second
+    from shopgen.synthesizer import CatalogSynthesizer
+
+    t0 = time.perf_counter()
+    synth = CatalogSynthesizer.load(bundle, show_progress=False)
+    loaded = write(_sample_chunks(synth, n, seed, batch_size), target, table, schema=synth.schema,
+                   if_exists=if_exists, batch_size=batch_size, total=n, show_progress=not quiet)
+    _out(
+        f"seeded {loaded.rows} valid rows into table {table!r} in {target} in {time.perf_counter() - t0:.1f}s "
+        f"(generating {loaded.input_seconds:.1f}s, loading {loaded.seconds - loaded.input_seconds:.1f}s "
+        f"through {loaded.method})"
+    )
+
+
+def _sample_chunks(synth: CatalogSynthesizer, n: int, seed: int, batch_size: int) -> Iterator[pd.DataFrame]:
+    """`n` rows in chunks of `batch_size`; primary keys stay unique across chunks (each chunk's draw
+    only knows its own). The first chunk uses `seed` itself, so a one-chunk seed equals `sample --seed`."""
+    import numpy as np
+
+    from shopgen.ids import generate_ids
+
+    pk = synth.schema.primary_key
+    pattern = synth.schema.column(pk).pattern if pk else None
+    seen: set[str] = set()
+    for i, start in enumerate(range(0, n, batch_size)):
+        chunk_seed = seed if i == 0 else int(np.random.default_rng([seed, i]).integers(2**31))
+        chunk = synth.sample(min(batch_size, n - start), seed=chunk_seed)
+        if pk:
+            values = chunk[pk].tolist()
+            clash = [j for j, v in enumerate(values) if v in seen]
+            seen.update(values)
+            if clash:
+                fresh = generate_ids(pattern or r"[0-9]{12}", len(clash), np.random.default_rng([seed, i, 1]), True, seen)
+                chunk.loc[chunk.index[clash], pk] = fresh
+        yield chunk
 
 
 # ---- validate ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Write a catalog to csv, parquet or jsonl atomically: a temp file beside the target, then a rename."""
+"""Write a catalog to csv, parquet or jsonl atomically (a temp file beside the target, then a rename),
+or to a database table when the target is a URL or an SQLite file (all or nothing, see shopgen.db)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,27 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from shopgen.db import is_db_target
 from shopgen.errors import ShopgenError
+
+if TYPE_CHECKING:
+    from shopgen.db.load import Loaded
+    from shopgen.db.target import DbTarget
+    from shopgen.schema import CatalogSchema
 
 FORMATS = (".csv", ".parquet", ".jsonl")
 
 
-def check_target(path: str | Path) -> Path:
-    """Fail before any work is done when the output cannot be written."""
+def check_target(path: str | Path) -> Path | DbTarget:
+    """Fail before any work is done when the output cannot be written (a database URL: its form only)."""
+    if is_db_target(path):
+        from shopgen.db import parse_target
+
+        return parse_target(path)
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ShopgenError(f"output {str(path)!r} has an unknown format; end it in {', '.join(FORMATS)}")
@@ -43,8 +55,18 @@ def _atomic(path: Path, write_to: Callable[[str], None]) -> Path:
     return path
 
 
-def write(df: pd.DataFrame, path: str | Path) -> Path:
-    """A catalog to csv, parquet or jsonl by extension; the target appears whole or not at all."""
+def write(
+    df: pd.DataFrame, path: str | Path | DbTarget, table: str | None = None, *,
+    schema: CatalogSchema | None = None, if_exists: str = "fail", show_progress: bool = False,
+) -> Path | Loaded:
+    """A catalog to csv, parquet or jsonl by extension, or to `table` of a database URL / .db file;
+    the file or the table's new rows appear whole or not at all."""
+    if is_db_target(path):
+        from shopgen import db
+
+        if not table:
+            raise ShopgenError(f"writing to the database {str(path)!r} needs a table: write(catalog, url, table='products')")
+        return db.write(df, path, table, schema=schema, if_exists=if_exists, show_progress=show_progress)
     path = check_target(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
