@@ -11,7 +11,6 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +19,8 @@ import typer
 from shopgen.errors import ShopgenError
 
 if TYPE_CHECKING:
-    import pandas as pd
 
-    from shopgen.synthesizer import CatalogSynthesizer
+    pass
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Learn a product catalog; generate new, realistic, validated ones.")
@@ -212,36 +210,13 @@ def seed_cmd(
 
     t0 = time.perf_counter()
     synth = CatalogSynthesizer.load(bundle, show_progress=False)
-    loaded = write(_sample_chunks(synth, n, seed, batch_size), target, table, schema=synth.schema,
+    loaded = write(synth.iter_sample(n, seed, batch_size), target, table, schema=synth.schema,
                    if_exists=if_exists, batch_size=batch_size, total=n, show_progress=not quiet)
     _out(
         f"seeded {loaded.rows} valid rows into table {table!r} in {target} in {time.perf_counter() - t0:.1f}s "
         f"(generating {loaded.input_seconds:.1f}s, loading {loaded.seconds - loaded.input_seconds:.1f}s "
         f"through {loaded.method})"
     )
-
-
-def _sample_chunks(synth: CatalogSynthesizer, n: int, seed: int, batch_size: int) -> Iterator[pd.DataFrame]:
-    """`n` rows in chunks of `batch_size`; primary keys stay unique across chunks (each chunk's draw
-    only knows its own). The first chunk uses `seed` itself, so a one-chunk seed equals `sample --seed`."""
-    import numpy as np
-
-    from shopgen.ids import generate_ids
-
-    pk = synth.schema.primary_key
-    pattern = synth.schema.column(pk).pattern if pk else None
-    seen: set[str] = set()
-    for i, start in enumerate(range(0, n, batch_size)):
-        chunk_seed = seed if i == 0 else int(np.random.default_rng([seed, i]).integers(2**31))
-        chunk = synth.sample(min(batch_size, n - start), seed=chunk_seed)
-        if pk:
-            values = chunk[pk].tolist()
-            clash = [j for j, v in enumerate(values) if v in seen]
-            seen.update(values)
-            if clash:
-                fresh = generate_ids(pattern or r"[0-9]{12}", len(clash), np.random.default_rng([seed, i, 1]), True, seen)
-                chunk.loc[chunk.index[clash], pk] = fresh
-        yield chunk
 
 
 # ---- validate ----------------------------------------------------------------------------------
@@ -267,6 +242,28 @@ def validate_cmd(
     _out(("PASS  " if result.success else "FAIL  ") + result.summary())
     if not result.success:
         raise typer.Exit(1)
+
+
+# ---- run ---------------------------------------------------------------------------------------
+@app.command("run")
+def run_cmd(
+    config: str = typer.Argument(..., help="Pipeline config (YAML): steps fit, sample, validate, seed, evaluate."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a variable of the config: NAME=VALUE (repeatable)."),
+    json_out: str = typer.Option(None, "--json", help="Also write every step's result to this JSON file."),
+) -> None:
+    """Run a pipeline config's steps in order (what the Airflow DAG runs); stops at the first failure."""
+    from shopgen.pipeline import parse_overrides, run
+
+    if json_out is not None and (not json_out.endswith(".json") or not Path(json_out).resolve().parent.is_dir()):
+        raise ShopgenError(f"--json {json_out!r} must be a .json file in an existing folder")
+    result = run(config, parse_overrides(overrides), echo=_out)  # checks the whole config before step 1
+    if json_out is not None:
+        import json
+
+        from shopgen.sinks import write_text
+
+        write_text(json.dumps(result, indent=2) + "\n", json_out)
+    _out(f"done: {len(result['steps'])} steps in {result['seconds']:.0f}s" + (f" -> {json_out}" if json_out else ""))
 
 
 # ---- demo --------------------------------------------------------------------------------------

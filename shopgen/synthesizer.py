@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,27 @@ class CatalogSynthesizer:
         return self.schema.cast(rows), copied, {"tabular": t1 - t0, "text": t2 - t1}
 
     # ---- persistence ---------------------------------------------------------------------------
+    def iter_sample(self, n: int, seed: int = 0, batch_size: int = 1000) -> Iterator[pd.DataFrame]:
+        """`n` valid rows in batches of `batch_size`, for loads that must not hold all rows in memory.
+
+        Primary keys stay unique across batches (each batch's draw only knows its own). The first batch
+        uses `seed` itself, so one batch equals `sample(n, seed)`.
+        """
+        pk = self.schema.primary_key
+        pattern = self.schema.column(pk).pattern if pk else None
+        seen: set[str] = set()
+        for i, start in enumerate(range(0, n, batch_size)):
+            batch_seed = seed if i == 0 else int(np.random.default_rng([seed, i]).integers(2**31))
+            batch = self.sample(min(batch_size, n - start), seed=batch_seed)
+            if pk:
+                values = batch[pk].tolist()
+                clash = [j for j, v in enumerate(values) if v in seen]
+                seen.update(values)
+                if clash:
+                    fresh = generate_ids(pattern or r"[0-9]{12}", len(clash), np.random.default_rng([seed, i, 1]), True, seen)
+                    batch.loc[batch.index[clash], pk] = fresh
+            yield batch
+
     def save(self, path: str | Path) -> Path:
         def fill(tmp: Path) -> dict:
             (tmp / "schema.yaml").write_text(self.schema.to_yaml(), encoding="utf-8")

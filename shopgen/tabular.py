@@ -214,8 +214,10 @@ class TabularModel:
             warnings.simplefilter("ignore")
             synth.reset_sampling()
             synth._set_random_state(seed)
-            transformers = synth._data_processor._hyper_transformer.field_transformers.values()
-            for k, t in enumerate(transformers):  # RDT's own RNGs (null masks) follow the seed too
+            transformers = synth._data_processor._hyper_transformer.field_transformers
+            # RDT's own RNGs (null masks) follow the seed too, keyed by sorted name: the dict's order comes
+            # from a set inside SDV and changes with each process's string hashing
+            for k, t in enumerate(transformers[name] for name in sorted(transformers)):
                 if t is not None and getattr(t, "random_states", None) is not None:
                     t.random_states["reverse_transform"] = np.random.RandomState((seed * 7919 + k) % 2**32)
             rows = synth.sample(n)[TABLE].reset_index(drop=True)
