@@ -6,6 +6,8 @@ Three things plain SDV lacks and a catalog needs:
   them: a brand given its sub-category), so a brand column with 800 values does not one-hot into an
   800-wide input (that is what makes plain CTGAN take 11-33 s an epoch on dmart), every level still
   comes out, and a drawn brand still belongs to its row's aisle (which the text model is told);
+- a categorical column that another one fixes in the training data (dmart's SubCategory fixes its
+  Category) is derived from it after sampling, so a hierarchy stays a hierarchy;
 - the number of epochs is planned from a timed probe so a preset keeps its time budget on any catalog;
 - sampling is reproducible from a user seed, and conditional without collapsing on rare values.
 """
@@ -74,6 +76,7 @@ class TabularModel:
             name: _rare_parent(df, name, self.rare_[name][0], whole + self.rare_order_[:k])
             for k, name in enumerate(self.rare_order_)
         }
+        self.derived_ = _dependencies(df, [c.name for c in schema.of_type("categorical") if c.name in self.columns_])
         self.levels_ = {  # the levels the model saw, to refuse conditions on values it never met
             c: data[c].dropna().unique().tolist() for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])
         }
@@ -181,11 +184,12 @@ class TabularModel:
         conditions = {c: v if isinstance(v, tuple) else self._level(c, v) for c, v in conditions.items()}
         rng = np.random.default_rng(seed)
         fixed = {c: v for c, v in conditions.items() if c in self.rare_ and v in self.rare_[c][0]}
+        keep = {c: v for c, v in conditions.items() if c in self.derived_ and not isinstance(v, tuple)}
         kept, have, drawn = [], 0, 0
         while have < n:
             accept = have / drawn if drawn else 1.0
             k = int(min(MAX_BATCH, np.ceil((n - have) / max(accept, 1 / MAX_DRAW_FACTOR) * 1.2) + 8))
-            rows = self._draw(k, int(rng.integers(2**31)), fixed)
+            rows = self._draw(k, int(rng.integers(2**31)), fixed, keep)
             ok = matches(rows, conditions)
             kept.append(rows[ok])
             have, drawn = have + int(ok.sum()), drawn + k
@@ -208,7 +212,7 @@ class TabularModel:
             f"seen values include {[v for v in known if v != OTHER][:8]}"
         )
 
-    def _draw(self, n: int, seed: int, fixed: dict | None = None) -> pd.DataFrame:
+    def _draw(self, n: int, seed: int, fixed: dict | None = None, keep: dict | None = None) -> pd.DataFrame:
         synth = self.synth_
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
@@ -234,7 +238,55 @@ class TabularModel:
                 values, probs = self.rare_[name] if g < 0 else list(table.values())[g]
                 at = other & (group == g)
                 rows.loc[at, name] = rng.choice(np.array(values, dtype=object), size=int(at.sum()), p=probs)
+        for name, (source, mapping, inverse) in self.derived_.items():
+            if name in (keep or {}) and keep[name] in inverse:  # a condition on it: its source yields
+                clash = ((rows[name] == keep[name]) & (rows[source].map(mapping) != keep[name])).to_numpy()
+                values, probs = inverse[keep[name]]
+                rows.loc[clash, source] = rng.choice(np.array(values, dtype=object), size=int(clash.sum()), p=probs)
+        for name, (source, mapping, _) in self.derived_.items():
+            known = rows[source].isin(mapping.keys())
+            rows.loc[known, name] = rows.loc[known, source].map(mapping)
         return rows
+
+
+DEPENDENCY_SHARE = 0.99  # a column "fixes" another when its value tells the other's on >= 99 % of rows
+
+
+def _dependencies(df: pd.DataFrame, categorical: list[str]) -> dict[str, tuple[str, dict, dict]]:
+    """Columns another column fixes: {child: (source, source value -> child value, child value -> source
+    values and their frequencies)}.
+
+    Each fixed column takes the coarsest column that fixes it; only columns with more levels (ties
+    broken by name, so two 1:1 columns don't derive each other) can fix, so there is no cycle; a chain
+    (crumbs -> sub-category -> category) is followed to its finest column, which is never derived.
+    """
+    levels = {c: df[c].nunique() for c in categorical}
+    finer = {c: [a for a in categorical if (levels[a], a) > (levels[c], c)] for c in categorical}
+    out = {}
+    for child in (c for c in categorical if levels[c] > 1):
+        best = None
+        for source in sorted(finer[child], key=lambda a: (levels[a], a)):
+            pair = df[[source, child]].dropna(subset=[source])  # a missing child value is a value too
+            if pair.empty:
+                continue
+            modes = pair.groupby(source, observed=True)[child].agg(lambda s: s.value_counts(dropna=False).index[0])
+            same = pair[child].to_numpy(object) == pair[source].map(modes).to_numpy(object)
+            same |= pair[child].isna().to_numpy() & pair[source].map(modes).isna().to_numpy()
+            if same.mean() >= DEPENDENCY_SHARE:
+                best = (source, modes.to_dict())
+                break
+        if best:
+            out[child] = best
+    derived = {}
+    for child, (source, mapping) in out.items():
+        while source in out:  # a chain derives from its finest column: one pass, nothing overwritten
+            up, up_map = out[source]
+            mapping = {r: mapping.get(v) for r, v in up_map.items() if v in mapping}
+            source = up
+        inverse = df.dropna(subset=[source]).groupby(child, observed=True)[source].value_counts(normalize=True)
+        derived[child] = (source, mapping, {v: (g.index.get_level_values(1).tolist(), g.to_numpy().tolist())
+                                            for v, g in inverse.groupby(level=0)})
+    return derived
 
 
 def _group_rare(series: pd.Series, keep: int) -> tuple[pd.Series, tuple[list, list] | None]:

@@ -79,3 +79,18 @@ def test_unknown_or_impossible_conditions_fail_clearly(tiny_synth):
         synth.sample(5, conditions={"brand": "Nonexistent Brand Co"})
     with pytest.raises(ShopgenError, match="rarely produces such rows"):
         synth.sample(5, conditions={"category": "Books", "price": (2400, 2500)})
+
+
+def test_a_column_another_one_fixes_is_derived_and_conditions_on_it_still_work(tiny_synth, sample_df):
+    """The sample catalog's brand fixes its category: sampled pairs are training pairs, with or without a condition."""
+    synth, _ = tiny_synth
+    model = synth.tabular_model_
+    source, mapping, _ = model.derived_["category"]
+    assert source == "brand"
+    seen = set(zip(sample_df["brand"], sample_df["category"]))
+    plain = model.sample(500, seed=5)
+    assert all(pair in seen for pair in zip(plain["brand"], plain["category"]))
+    rare = sample_df["category"].value_counts().index[-1]
+    rows = synth.sample(30, seed=2, conditions={"category": rare})
+    assert (rows["category"] == rare).all()
+    assert all(pair in seen for pair in zip(rows["brand"], rows["category"]))
