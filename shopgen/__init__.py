@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CatalogSchema": "shopgen.schema",
     "CatalogSynthesizer": "shopgen.synthesizer",
+    "evaluate": "shopgen.evaluation.report",
     "validate": "shopgen.validation",
     "write": "shopgen.sinks",
 }

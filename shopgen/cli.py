@@ -244,6 +244,31 @@ def validate_cmd(
         raise typer.Exit(1)
 
 
+# ---- evaluate ----------------------------------------------------------------------------------
+@app.command("evaluate")
+def evaluate_cmd(
+    real: str = typer.Argument(..., help="Real catalog: the rows the synthesizer was fitted on (csv, parquet, jsonl)."),
+    synthetic: str = typer.Argument(..., help="Synthetic catalog to score."),
+    schema: str = typer.Option(..., "--schema", help="YAML schema of both catalogs."),
+    report: str = typer.Option("report.html", "--report", help="Self-contained HTML report to write."),
+    json_out: str = typer.Option(None, "--json", help="Also write every score to this JSON file."),
+    holdout: str = typer.Option(
+        "0.2", "--holdout",
+        help="Real rows the synthesizer never saw: a fraction of REAL (seeded split; exact when the synthesizer "
+             "was fitted on the rest) or a file of hold-out rows (then REAL is the training rows).",
+    ),
+    minimum: list[str] = typer.Option(None, "--min", help="Gate SCORE=VALUE: exit 1 if the score is below VALUE (repeatable)."),
+    maximum: list[str] = typer.Option(None, "--max", help="Gate SCORE=VALUE: exit 1 if the score is above VALUE (repeatable)."),
+    target: str = typer.Option(None, "--target", help="Column the utility model predicts (default: the main price)."),
+    seed: int = typer.Option(0, help="Seed of the hold-out split and of sampled rows."),
+) -> None:
+    """Score a synthetic catalog against the real one: fidelity, text, privacy, utility; exit 1 on a missed gate."""
+    from shopgen.evaluation.command import run_evaluate_cli
+
+    run_evaluate_cli(real, synthetic, schema, report, json_out, holdout=holdout, minimum=minimum,
+                     maximum=maximum, target=target, seed=seed, echo=_out)
+
+
 # ---- run ---------------------------------------------------------------------------------------
 @app.command("run")
 def run_cmd(

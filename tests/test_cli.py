@@ -164,3 +164,15 @@ def test_same_seed_same_rows_in_another_process(tiny_synth, tmp_path):
         assert proc.returncode == 0, proc.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_evaluate_writes_a_report_and_fails_a_missed_gate_in_one_line(tmp_path):
+    report, scores = tmp_path / "report.html", tmp_path / "scores.json"
+    proc = shopgen("evaluate", SAMPLE_CSV, SAMPLE_CSV, "--schema", SAMPLE_SCHEMA, "--report", report, "--json", scores)
+    assert proc.returncode == 0, proc.stderr
+    assert report.stat().st_size > 10_000 and json.loads(scores.read_text())["scores"]["quality"] > 0.9
+    # the "synthetic" catalog is the real one: every row is a copy, so a privacy gate must fail
+    one_line_error(shopgen("evaluate", SAMPLE_CSV, SAMPLE_CSV, "--schema", SAMPLE_SCHEMA, "--report", report,
+                           "--max", "exact_copies=0.01"), 1, "gates failed", "exact_copies")
+    one_line_error(shopgen("evaluate", SAMPLE_CSV, SAMPLE_CSV, "--schema", SAMPLE_SCHEMA, "--report", report,
+                           "--min", "no_such_score=1"), 2, "no_such_score")
