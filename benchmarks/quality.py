@@ -23,7 +23,7 @@ catalog on the training part (its 110 s budget; `--text-epochs N` for a load-ind
 Writes benchmarks/results/quality.{json,md} (numbers only, never catalog text); a run of some catalogs
 keeps the saved results of the others.
 
-    python benchmarks/quality.py                       # both catalogs, ~25 min on 2 quiet cores
+    python benchmarks/quality.py                       # both catalogs, 15-25 min on 2 cores
     python benchmarks/quality.py --quick               # 5 epochs, 20 s of text training: a smoke run
     python benchmarks/quality.py --catalogs dmart --epochs 100 --text skip
 """
@@ -126,6 +126,10 @@ def run_synthesizer(tab, train: pd.DataFrame, name: str, epochs: int | None, sdv
             cls = CTGANSynthesizer if kind == "ctgan" else TVAESynthesizer
             synth = cls(md, epochs=sdv_epochs, enable_gpu=False)
             out["epochs"] = sdv_epochs
+        import torch
+
+        np.random.seed(SEED)  # as shopgen seeds its fits, so a re-run gives the same plain SDV models
+        torch.manual_seed(SEED)
         with contextlib.redirect_stderr(io.StringIO()):  # SDV's progress bars
             synth.fit({TABLE: data})
             out["fit_s"] = time.perf_counter() - t0
@@ -383,7 +387,7 @@ def markdown(results: list[dict]) -> str:
               "real-text classifiers predicting the row's categorical conditions; copy rate = texts equal to a "
               "training text (real: hold-out texts equal to a training text, e.g. one product in several pack sizes).",
               "Per-column shapes, the lowest column pairs and the epoch probes of each run: quality.json.",
-              "", "Re-run on a quiet machine: `.venv/bin/python benchmarks/quality.py` (both catalogs, ~25 min on 2 "
+              "", "Re-run on a quiet machine: `.venv/bin/python benchmarks/quality.py` (both catalogs, 15-25 min on 2 "
               "cores; `--catalogs dmart` re-runs one and keeps the others; `--quick` for a 5-epoch smoke run; "
               "`--budget` gives shopgen the preset's time budget instead of fixed epochs; `--help`)."]
     return "\n".join(lines) + "\n"
