@@ -230,12 +230,13 @@ class TabularModel:
             other = (rows[name] == OTHER).to_numpy()
             parent, table = self.rare_parents_[name] or (None, {})
             order = {value: k for k, value in enumerate(table)}
+            draws = list(table.values())
             group = (rows[parent].map(order).fillna(-1) if parent else pd.Series(-1, index=rows.index)).to_numpy(int)
             if fixed and name in fixed:
                 rows.loc[other, name] = fixed[name]
                 continue
             for g in np.unique(group[other]):
-                values, probs = self.rare_[name] if g < 0 else list(table.values())[g]
+                values, probs = self.rare_[name] if g < 0 else draws[g]
                 at = other & (group == g)
                 rows.loc[at, name] = rng.choice(np.array(values, dtype=object), size=int(at.sum()), p=probs)
         for name, (source, mapping, inverse) in self.derived_.items():
