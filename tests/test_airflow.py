@@ -220,34 +220,40 @@ def test_example_dag_runs_and_matches_the_yaml_pipeline(af, tmp_path, sample_df)
     shutil.copy(DAG_FILE, dag_file)
     (home / "dags" / "shopgen_failing.py").write_text(FAILING_DAG)
     (home / "run_dag.py").write_text(DAG_TEST)
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
-                             env=env, timeout=300)
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
-
-    # The example DAG with its defaults (the CI-sized run), writing under tmp_path/dag/<logical date>/.
-    result, log = dag_test(home, dag_file, {"workdir": str(tmp_path / "dag")})
-    assert result["state"] == "success", log[-4000:]
-    assert result["tasks"] == dict.fromkeys(["evaluate", "fit", "sample", "seed", "validate"], "success")
-    run = tmp_path / "dag" / LOGICAL_DATE
-    catalog = pd.read_csv(run / "catalog.csv")
-    assert len(catalog) == 200 and catalog["sku"].is_unique
-    with sqlite3.connect(run / "shop.db") as con:
-        assert con.execute("select count(*) from products").fetchone() == (200,)
-    assert (run / "report.html").is_file() and (run / "model" / "manifest.json").is_file()
-
-    # The same pipeline without Airflow, from pipelines/catalog.yaml, in its own process.
+    # The same pipeline without Airflow, from pipelines/catalog.yaml, in its own process, run beside the DAG.
     code = "import sys; from shopgen.pipeline import run; run(sys.argv[1], {'workdir': sys.argv[2]}, echo=print)"
-    yaml_run = subprocess.run([sys.executable, "-c", code, str(ROOT / "pipelines" / "catalog.yaml"),
-                               str(tmp_path / "yaml")], capture_output=True, text=True, timeout=900)
-    assert yaml_run.returncode == 0, yaml_run.stderr[-4000:]
-    assert sha256(tmp_path / "yaml" / "catalog.csv") == sha256(run / "catalog.csv")
+    yaml_run = subprocess.Popen([sys.executable, "-c", code, str(ROOT / "pipelines" / "catalog.yaml"),
+                                 str(tmp_path / "yaml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+        migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                                 env=env, timeout=300)
+        assert migrate.returncode == 0, migrate.stderr[-2000:]
 
-    # A failing validation fails its task and the run, with shopgen's message in the task log.
-    broken = sample_df.head(30).copy()
-    broken.loc[2, "price"] = -5.0
-    broken.to_csv(tmp_path / "broken.csv", index=False)
-    result, log = dag_test(home, home / "dags" / "shopgen_failing.py",
-                           {"data": str(tmp_path / "broken.csv"), "schema": str(SAMPLE_SCHEMA)})
-    assert result == {"state": "failed", "tasks": {"validate": "failed"}}
-    assert "shopgen validate: " in log and "broken.csv fails validation: 1 of 30 rows" in log
+        # The example DAG with its defaults (the CI-sized run), writing under tmp_path/dag/<logical date>/.
+        result, log = dag_test(home, dag_file, {"workdir": str(tmp_path / "dag")})
+        assert result["state"] == "success", log[-4000:]
+        assert result["tasks"] == dict.fromkeys(["evaluate", "fit", "sample", "seed", "validate"], "success")
+        run = tmp_path / "dag" / LOGICAL_DATE
+        catalog = pd.read_csv(run / "catalog.csv")
+        assert len(catalog) == 200 and catalog["sku"].is_unique
+        with sqlite3.connect(run / "shop.db") as con:
+            assert con.execute("select count(*) from products").fetchone() == (200,)
+        assert (run / "report.html").is_file() and (run / "model" / "manifest.json").is_file()
+
+        # A failing validation fails its task and the run, with shopgen's message in the task log.
+        broken = sample_df.head(30).copy()
+        broken.loc[2, "price"] = -5.0
+        broken.to_csv(tmp_path / "broken.csv", index=False)
+        result, log = dag_test(home, home / "dags" / "shopgen_failing.py",
+                               {"data": str(tmp_path / "broken.csv"), "schema": str(SAMPLE_SCHEMA)})
+        assert result == {"state": "failed", "tasks": {"validate": "failed"}}
+        assert "shopgen validate: " in log and "broken.csv fails validation: 1 of 30 rows" in log
+
+        _, yaml_err = yaml_run.communicate(timeout=900)
+        assert yaml_run.returncode == 0, yaml_err[-4000:]
+        assert sha256(tmp_path / "yaml" / "catalog.csv") == sha256(run / "catalog.csv")
+    finally:
+        if yaml_run.poll() is None:
+            yaml_run.kill()
+            yaml_run.communicate()
