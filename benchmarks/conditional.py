@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--catalog", default="dmart")
     parser.add_argument("--bundle", type=Path, help="a fitted bundle of the catalog (default: fit `fast` now)")
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--text-model", type=Path,
+                        help="write text with this TextModel.save_pretrained directory (e.g. the `small` model "
+                             "that benchmarks/text_presets.py --save keeps) instead of the bundle's")
     args = parser.parse_args()
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / args.catalog / "products.csv")
     schema = CatalogSchema.infer(raw, name=args.catalog)
@@ -56,6 +59,11 @@ def main() -> None:
     else:
         synth = CatalogSynthesizer(schema, preset="fast", show_progress=False).fit(raw)
         synth.save(Path(tempfile.mkdtemp()) / "model")
+    if args.text_model:
+        from shopgen.presets import get_preset
+        from shopgen.text.model import TextModel
+
+        synth.text_model_ = TextModel.from_pretrained(args.text_model, get_preset("small").text)
     column = next(c for c in schema.conditions if schema.column(c).type == "categorical" and "ategor" in c)
     shares = raw[column].value_counts(normalize=True)
     value = (shares - 0.01).abs().idxmin()
@@ -85,10 +93,11 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "conditional.json").write_text(json.dumps(result, indent=2))
     sdv = result["sdv_reject_sampling"]
+    text_from = f"`{args.text_model}`" if args.text_model else "the bundle's"
     lines = [
         f"# Conditional sampling on a rare category ({time.strftime('%Y-%m-%d')}, 2 CPU cores)", "",
         f"Catalog {args.catalog}, condition `{column}={value}` ({result['training_share']:.1%} of the catalog), "
-        f"{args.rows} rows, tabular + text + validation end to end.", "",
+        f"{args.rows} rows, tabular + text + validation end to end. Text model: {text_from}.", "",
         "| run | seconds | rows meeting the condition |", "|---|---|---|",
         f"| shopgen, unconditional | {result['unconditional_s']} | {result['plain_rows_with_value']} of {args.rows} |",
         f"| shopgen, `--where {column}={value}` | {result['conditional_s']} | {args.rows} of {args.rows} |",

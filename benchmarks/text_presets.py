@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run(catalog: str, preset: str) -> dict:
+def run(catalog: str, preset: str, save: Path | None = None) -> dict:
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / catalog / "products.csv")
     schema = CatalogSchema.infer(raw, name=catalog)
     df = schema.check_frame(raw)
@@ -40,6 +40,8 @@ def run(catalog: str, preset: str) -> dict:
     t0 = time.perf_counter()
     model = TextModel(p).fit(schema, train, show_progress=False)
     fit_s = time.perf_counter() - t0
+    if save is not None:  # e.g. for benchmarks/text_generation.py --text-model
+        model.save_pretrained(save / f"{catalog}_{preset}")
     t0 = time.perf_counter()
     texts, copied, redrawn = model.generate(hold, seed=0, show_progress=False)
     gen_s = time.perf_counter() - t0
@@ -66,13 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["fast", "small"])
     parser.add_argument("--catalogs", nargs="+", default=["dmart", "wish_summer_2020"])
+    parser.add_argument("--save", type=Path, help="keep each fitted text model under this folder")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "text_presets.json"
     results = json.loads(path.read_text()) if path.exists() else []  # runs for other catalogs are kept
     for catalog in args.catalogs:
         for preset in args.presets:
-            row = run(catalog, preset)
+            row = run(catalog, preset, args.save)
             print(json.dumps(row), flush=True)
             results = [r for r in results if (r["catalog"], r["preset"]) != (catalog, preset)] + [row]
             path.write_text(json.dumps(results, indent=2))

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from shopgen.errors import BundleError
 
-FORMAT_VERSION = 1
+# 2: the tabular model derives columns another column fixes and draws rare levels within a parent
+# column (its pickle has `derived_`, `rare_parents_`, `rare_order_`); a format-1 bundle cannot sample.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -81,7 +83,10 @@ def verify_bundle(path: str | Path) -> dict:
     except (OSError, ValueError, KeyError):
         raise BundleError(f"{str(path)!r} is not a shopgen bundle (no readable {MANIFEST}); refit it") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"bundle {str(path)!r} has format {manifest.get('format_version')}, this shopgen reads {FORMAT_VERSION}; refit it")
+        raise BundleError(
+            f"bundle {str(path)!r} has format {manifest.get('format_version')}, this shopgen reads format "
+            f"{FORMAT_VERSION}; refit it with 'shopgen fit DATA --schema SCHEMA --out {path}'"
+        )
     present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} - {MANIFEST}
     if present != set(files):
         odd = sorted(present ^ set(files))[:3]

@@ -56,6 +56,18 @@ def test_extra_or_missing_files_are_refused(tiny_synth, tmp_path):
         CatalogSynthesizer.load(tmp_path / "nothing")
 
 
+def test_a_bundle_of_another_format_asks_for_a_refit(tiny_synth, tmp_path):
+    """An older bundle fails with one clear error, not an AttributeError deep inside sampling."""
+    _, path = tiny_synth
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"has format 1, this shopgen reads format 2; refit it with 'shopgen fit"):
+        CatalogSynthesizer.load(old)
+
+
 def test_saving_over_a_bundle_replaces_it_whole(tiny_synth, tmp_path):
     synth, _ = tiny_synth
     target = tmp_path / "b"

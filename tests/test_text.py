@@ -111,6 +111,22 @@ def test_training_sequences_put_loss_on_text_only(sample_schema, sample_df):
     assert m.tokenizer_.decode(labelled[: len(ids["name"][0])]) == texts["name"][0]
 
 
+def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
+    """Training projects only the labelled positions onto the vocabulary; the loss must not change."""
+    from shopgen.text.train import _loss
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
+    ids = torch.randint(0, 300, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 15:] = 0  # padding
+    labels = ids.clone()
+    labels[:, :6] = IGNORE  # the prompt
+    labels[mask == 0] = IGNORE
+    full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert torch.allclose(_loss(model, ids, mask, labels), full, rtol=1e-6, atol=1e-6)
+
+
 def test_long_texts_are_cut_at_a_sentence_end(sample_schema, sample_df):
     m = TextModel(PRESETS["fast"].text, max_seconds=3, max_epochs=1).fit(sample_schema, sample_df.head(60), show_progress=False)
     text = "First sentence is here. Second one follows it. Third sentence is long enough to be cut off"

@@ -39,7 +39,7 @@ class SlotDecoder:
         self.t, self.head = model.transformer, model.lm_head
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
         # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one.
-        self.gelu = "tanh" if cfg.activation_function == "gelu_new" else "none"
+        self.gelu = "none" if cfg.activation_function == "gelu" else "tanh"
         shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
         self.k, self.v = torch.zeros(shape), torch.zeros(shape)  # masked cells still enter 0 * value
         self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
@@ -50,7 +50,7 @@ class SlotDecoder:
         return (
             type(model) is GPT2LMHeadModel
             and cfg.scale_attn_weights and not cfg.scale_attn_by_inverse_layer_idx
-            and not cfg.reorder_and_upcast_attn and cfg.activation_function in ("gelu_new", "gelu")
+            and not cfg.reorder_and_upcast_attn and cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh", "gelu")
         )
 
     def _qkv(self, block: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -63,6 +63,10 @@ class SlotDecoder:
         x = x + block.attn.c_proj(att.transpose(1, 2).reshape(b, n, -1))
         mlp = block.mlp
         return x + mlp.c_proj(F.gelu(mlp.c_fc(block.ln_2(x)), approximate=self.gelu))
+
+    def keep(self, slots: torch.Tensor) -> None:
+        """Only these slots go on, renumbered 0..len(slots)-1 in this order."""
+        self.k, self.v, self.lengths = self.k[:, slots], self.v[:, slots], self.lengths[slots]
 
     @torch.no_grad()
     def prefill(self, slots: torch.Tensor, prefixes: list[list[int]]) -> None:
@@ -81,20 +85,24 @@ class SlotDecoder:
         self.lengths[slots] = torch.tensor([len(p) for p in prefixes])
 
     @torch.no_grad()
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per slot at the slot's own position; logits for the next token of every slot."""
+    def step(self, tokens: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Feed one token per slot at the slot's own position; logits (+ `bias`, inside the head's matmul)
+        for the next token of every slot."""
         b = len(tokens)
         at = self.lengths
         chunks = _chunks(at)
-        slots = torch.arange(b)
+        span = self.k.shape[3]
+        # (slot, head, at[slot]) as a row of each layer's cache viewed as (slots * heads * span, head_dim)
+        cells = ((torch.arange(b)[:, None] * self.n_head + torch.arange(self.n_head)) * span + at[:, None]).view(-1)
         x = self.t.wte(tokens[:, None]) + self.t.wpe(at[:, None])
         for i, block in enumerate(self.t.h):
             q, k, v = self._qkv(block, x)
-            self.k[i, slots, :, at] = k[:, :, 0]
-            self.v[i, slots, :, at] = v[:, :, 0]
+            self.k[i].view(-1, self.head_dim).index_copy_(0, cells, k.reshape(-1, self.head_dim))
+            self.v[i].view(-1, self.head_dim).index_copy_(0, cells, v.reshape(-1, self.head_dim))
             x = self._finish(block, x, self._attend(i, q, chunks))
         self.lengths = at + 1
-        return self.head(self.t.ln_f(x[:, -1]))
+        h = self.t.ln_f(x[:, -1])
+        return self.head(h) if bias is None else torch.addmm(bias, h, self.head.weight.t())
 
     def _attend(self, i: int, q: torch.Tensor, chunks: list[tuple]) -> torch.Tensor:
         """Each slot's query over its own cache positions, chunk by chunk, merged by online softmax."""
@@ -130,7 +138,8 @@ def _chunks(at: torch.Tensor) -> list[tuple]:
 
     Continuous batching mixes rows of every length: attending over the longest row's span for every
     slot read ~4x the cache that the rows hold (dmart, batch 64: mean span 241, mean length ~60).
-    The first chunk serves every slot from a view; later ones gather only the slots that reach them.
+    The first chunk serves every slot from a view; later ones gather only the slots that reach them
+    (measured: reading a later chunk for every slot, masked, is no faster even when half reach it).
     """
     ordered = at.sort().values.tolist()
     span = ordered[-1] + 1

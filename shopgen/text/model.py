@@ -227,7 +227,9 @@ def _gpt2_config(p: TextPreset, tokenizer: PreTrainedTokenizerFast, block: int) 
     end, pad = tokenizer.convert_tokens_to_ids(END), tokenizer.convert_tokens_to_ids(PAD)
     return GPT2Config(
         vocab_size=len(tokenizer), n_positions=block, n_embd=p.n_embd, n_layer=p.n_layer, n_head=p.n_head,
-        bos_token_id=end, eos_token_id=end, pad_token_id=pad, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
+        bos_token_id=end, eos_token_id=end, pad_token_id=pad,
+        resid_pdrop=p.dropout, embd_pdrop=p.dropout, attn_pdrop=p.dropout,
+        activation_function="gelu_pytorch_tanh",  # gelu_new's math in one kernel: 6 % of a training step
     )
 
 

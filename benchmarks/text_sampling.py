@@ -1,0 +1,87 @@
+"""What the sampling settings do to one trained text model: consistency, diversity, copies, speed.
+
+The model is trained once (`benchmarks/text_presets.py --save DIR` keeps it, fitted on 90 % of the
+catalog with the same split); here it writes the text of the 10 % hold-out rows under each setting, and
+each row of the table is scored against the real hold-out text, as text_presets.py does. This is how
+the default `SamplingConfig` was chosen. Scores use the report's fast classifiers (naive Bayes on
+clipped text, see shopgen.evaluation.text): for comparing settings, not for text_presets' absolute
+numbers. Writes benchmarks/results/text_sampling.{json,md}.
+
+    python benchmarks/text_sampling.py --text-model /tmp/models/dmart_small [--catalog dmart]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pandas as pd  # noqa: E402
+
+from shopgen.evaluation.text import text_metrics  # noqa: E402
+from shopgen.presets import get_preset  # noqa: E402
+from shopgen.schema import CatalogSchema  # noqa: E402
+from shopgen.text.model import TextModel  # noqa: E402
+from shopgen.text.sampler import SamplingConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SETTINGS = [  # (temperature, top_k, top_p)
+    (1.0, 256, 0.95), (1.0, 50, 0.95), (0.8, 50, 0.95), (0.6, 50, 0.95),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text-model", type=Path, required=True)
+    parser.add_argument("--catalog", default="dmart")
+    parser.add_argument("--preset", default="small", help="the preset the model was trained with")
+    args = parser.parse_args()
+    raw = pd.read_csv(ROOT.parent / "shared" / "data" / args.catalog / "products.csv")
+    schema = CatalogSchema.infer(raw, name=args.catalog)
+    df = schema.check_frame(raw)
+    train = df.sample(frac=0.9, random_state=0)  # the split text_presets.py trains on
+    hold = df.drop(train.index)
+    model = TextModel.from_pretrained(args.text_model, get_preset(args.preset).text)
+    category = next((c for c in schema.conditions if "ategor" in c), None)
+    name = schema.text_columns[0].name
+    rows = []
+    for temperature, top_k, top_p in SETTINGS:
+        cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+        t0 = time.perf_counter()
+        texts, copied, redrawn = model.generate(hold, seed=0, show_progress=False, sampling=cfg)
+        seconds = time.perf_counter() - t0
+        synthetic = hold.copy()
+        for col in texts.columns:
+            synthetic[col] = texts[col].to_numpy()
+        scores = text_metrics(train, hold, synthetic[~copied.to_numpy()], schema, fast=True)
+        row = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seconds": round(seconds, 1),
+               "redrawn": redrawn, "dropped": int(copied.sum()), **scores}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "text_sampling.json").write_text(json.dumps({"catalog": args.catalog, "model": str(args.text_model),
+                                                            "rows": len(hold), "settings": rows}, indent=2))
+    cat = f"consistency_{category}" if category else None
+    lines = [f"# Sampling settings on one text model ({time.strftime('%Y-%m-%d')}, 2 CPU cores)", "",
+             f"Catalog {args.catalog}, `{args.preset}` model `{args.text_model}`, text for {len(hold)} held-out "
+             "rows; the real hold-out text's score in brackets; fast (naive Bayes) classifiers.", "",
+             "| temperature | top_k | top_p | category consistency | price coherence | name distinct-2 | "
+             "description length KS | copies redrawn | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        consistency = f"{r[cat]:.3f} ({r[cat + '_real']:.3f})" if cat else "n/a"
+        lines.append(
+            f"| {r['temperature']} | {r['top_k']} | {r['top_p']} | {consistency} | "
+            f"{r.get('price_coherence', float('nan')):.3f} ({r.get('price_coherence_real', float('nan')):.3f}) | "
+            f"{r[f'distinct2_{name}']:.3f} ({r[f'distinct2_{name}_real']:.3f}) | "
+            f"{r.get(f'length_ks_{schema.text_columns[-1].name}', float('nan')):.3f} | {r['redrawn']} | {r['seconds']} |"
+        )
+    (RESULTS / "text_sampling.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
