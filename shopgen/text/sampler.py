@@ -30,9 +30,10 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Defaults chosen on dmart's `small` model (benchmarks/results/text_sampling.md): top-k 50 beats 256 on
-    category consistency (0.65 vs 0.63) and brings name distinct-2 nearer real text (0.93 vs 0.96; real
-    0.88) at 1.2x the speed; a cooler temperature turns descriptions into stock phrases (66 % at 0.8).
+    """Defaults chosen on dmart's `small` model (benchmarks/results/text_sampling.md): top-k 50 beat 256 on
+    category consistency in two runs (0.65 vs 0.63, 0.68 vs 0.64) and brings name distinct-2 nearer real
+    text (0.93 vs 0.96-0.97; real 0.88), faster; a cooler temperature turns descriptions into stock
+    phrases (65 % at 0.8, real 36 %).
     Batch 128 ran 1.15-1.5x batch 64; batch 256 ran 0.94-1.16x batch 128 (two runs on a noisy machine)
     for twice the KV cache (benchmarks/results/text_generation.md)."""
 
