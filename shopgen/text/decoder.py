@@ -16,16 +16,20 @@ from transformers import GPT2LMHeadModel
 
 
 class HFDecoder:
-    """Any causal LM through its own forward and DynamicCache; rows share one (left-padded) length."""
+    """Any causal LM through its own forward and DynamicCache; rows share one (left-padded) length.
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model, self.past = model, None
+    Both decoders return float logits with `bias` (the sampler's ban list: 0 or -inf per token) added.
+    """
+
+    def __init__(self, model: torch.nn.Module, bias: torch.Tensor | None = None) -> None:
+        self.model, self.past, self.bias = model, None, bias
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                          past_key_values=self.past, use_cache=True)
         self.past = out.past_key_values
-        return out.logits[:, -1, :]
+        logits = out.logits[:, -1, :].float()
+        return logits if self.bias is None else logits + self.bias
 
     def select(self, keep: torch.Tensor) -> None:
         self.past.batch_select_indices(keep)
@@ -34,8 +38,9 @@ class HFDecoder:
 class SlotDecoder:
     """GPT-2 over a preallocated per-slot cache: writes in place, attention over a view of it."""
 
-    def __init__(self, model: GPT2LMHeadModel, slots: int, max_len: int) -> None:
+    def __init__(self, model: GPT2LMHeadModel, slots: int, max_len: int, bias: torch.Tensor | None = None) -> None:
         cfg = model.config
+        self.bias = bias  # added inside the head's matmul
         self.t, self.head = model.transformer, model.lm_head
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
         # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one.
@@ -85,9 +90,8 @@ class SlotDecoder:
         self.lengths[slots] = torch.tensor([len(p) for p in prefixes])
 
     @torch.no_grad()
-    def step(self, tokens: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """Feed one token per slot at the slot's own position; logits (+ `bias`, inside the head's matmul)
-        for the next token of every slot."""
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per slot at the slot's own position; logits for the next token of every slot."""
         b = len(tokens)
         at = self.lengths
         chunks = _chunks(at)
@@ -102,7 +106,7 @@ class SlotDecoder:
             x = self._finish(block, x, self._attend(i, q, chunks))
         self.lengths = at + 1
         h = self.t.ln_f(x[:, -1])
-        return self.head(h) if bias is None else torch.addmm(bias, h, self.head.weight.t())
+        return self.head(h) if self.bias is None else torch.addmm(self.bias, h, self.head.weight.t())
 
     def _attend(self, i: int, q: torch.Tensor, chunks: list[tuple]) -> torch.Tensor:
         """Each slot's query over its own cache positions, chunk by chunk, merged by online softmax."""

@@ -229,7 +229,7 @@ def _gpt2_config(p: TextPreset, tokenizer: PreTrainedTokenizerFast, block: int) 
         vocab_size=len(tokenizer), n_positions=block, n_embd=p.n_embd, n_layer=p.n_layer, n_head=p.n_head,
         bos_token_id=end, eos_token_id=end, pad_token_id=pad,
         resid_pdrop=p.dropout, embd_pdrop=p.dropout, attn_pdrop=p.dropout,
-        activation_function="gelu_pytorch_tanh",  # gelu_new's math in one kernel; its six ops were ~8 % of a step
+        activation_function="gelu_pytorch_tanh",  # gelu_new's math in one kernel; its ops were 6-8 % of a step
     )
 
 

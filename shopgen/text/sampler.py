@@ -75,8 +75,8 @@ class _Walker:
                 "after_null": zeros.bool()}
 
     def advance(self, s: dict[str, torch.Tensor], logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Sample one token per row from `logits` that already hold `self.bias` (the ban list), a scratch
-        tensor this overwrites; returns (token to feed, recorded token or -1, its field, finished now)."""
+        """Sample one token per row from a decoder's `logits` (the ban list `self.bias` already added), a
+        scratch tensor this overwrites; returns (token to feed, recorded token or -1, its field, finished now)."""
         field, flen, need_marker, done = s["field"], s["flen"], s["need_marker"], s["done"]
         first = flen == 0
         logits[:, self.end] = logits[:, self.end].masked_fill(first, float("-inf"))
@@ -136,7 +136,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch) -> None:
     queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     slots = min(cfg.batch_size, len(prompts))
     longest = max(map(len, prompts)) + sum(f.max_tokens + 2 for f in fields) + 2
-    decoder = SlotDecoder(model, slots, longest)
+    decoder = SlotDecoder(model, slots, longest, walker.bias)
     state = walker.start(slots)
     state["done"][:] = True
     rows = torch.full((slots,), -1, dtype=torch.long)
@@ -161,7 +161,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch) -> None:
             for key in state:
                 state[key] = state[key][keep]
         decoder.lengths[state["done"]] = 0  # idle slots write at 0 and are never read: no cache growth
-        logits = decoder.step(feed, walker.bias)
+        logits = decoder.step(feed)
         feed, recorded, recorded_field, finished = walker.advance(state, logits)
         records.append((rows.clone(), recorded_field, recorded))
         if on_batch and bool(finished.any()):
@@ -182,8 +182,8 @@ def _compacting(model, prompts, fields, walker, cfg, records, on_batch) -> None:
             ids[r, width - len(p):] = torch.tensor(p)
             mask[r, width - len(p):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        decoder = HFDecoder(model)
-        logits = decoder(ids, mask, positions).float() + walker.bias
+        decoder = HFDecoder(model, walker.bias)
+        logits = decoder(ids, mask, positions)
         next_pos = positions[:, -1] + 1
         state = walker.start(len(batch))
         while True:
@@ -201,7 +201,7 @@ def _compacting(model, prompts, fields, walker, cfg, records, on_batch) -> None:
             active = ~state["done"]
             feed = torch.where(active, feed, torch.full_like(feed, walker.pad))
             mask = torch.cat([mask, active.long().unsqueeze(1)], dim=1)
-            logits = decoder(feed.unsqueeze(1), mask, next_pos.unsqueeze(1)).float() + walker.bias
+            logits = decoder(feed.unsqueeze(1), mask, next_pos.unsqueeze(1))
             next_pos = next_pos + active.long()
         if on_batch:
             on_batch(len(batch))
