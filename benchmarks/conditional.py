@@ -79,6 +79,11 @@ def main() -> None:
     train = real.sample(frac=0.8, random_state=0)
     held = real.drop(train.index)
     scores = consistency(train, held[held[column] == value], conditioned, schema)
+    pairs = {  # does each conditioned row's brand (say) belong to its aisle, as in the real catalog?
+        f"{child} within {parent}": round(float(pd.Series(list(zip(conditioned[parent], conditioned[child]))).isin(
+            set(zip(real[parent], real[child]))).mean()), 3)
+        for child, (parent, _) in synth.tabular_model_.coherent_.items()
+    }
 
     result = {
         "catalog": args.catalog, "condition": {column: value}, "training_share": round(float(shares[value]), 4),
@@ -86,7 +91,7 @@ def main() -> None:
         "ratio": round(cond_s / plain_s, 2), "all_rows_meet_condition": bool((conditioned[column] == value).all()),
         "tabular_acceptance": acceptance, "text_consistency": scores.get(f"consistency_{column}"),
         "text_consistency_real": scores.get(f"consistency_{column}_real"),
-        "plain_rows_with_value": int((plain[column] == value).sum()),
+        "plain_rows_with_value": int((plain[column] == value).sum()), "pairs_seen_in_real_data": pairs,
         "sdv_reject_sampling": sdv_reject_sampling(synth, column, value, args.rows),
     }
     print(json.dumps(result, indent=2))
@@ -105,7 +110,8 @@ def main() -> None:
         "", f"Cost ratio conditional / unconditional: **{result['ratio']}x**. Share of steered CTGAN draws that met "
         f"the condition: {acceptance:.1%}. Category consistency of the conditioned rows' text (a real-text "
         f"classifier predicting `{column}`): {result['text_consistency']} (held-out real rows of that category: "
-        f"{result['text_consistency_real']}).",
+        f"{result['text_consistency_real']}). Conditioned rows whose pair of columns occurs in the real catalog: "
+        + ", ".join(f"{k} {v:.1%}" for k, v in pairs.items()) + ".",
     ]
     (RESULTS / "conditional.md").write_text("\n".join(lines) + "\n")
 

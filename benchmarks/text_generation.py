@@ -1,7 +1,8 @@
 """Generation speed of shopgen's sampler against Hugging Face `generate` and the machine's roofline.
 
 In one run, on one trained text model and the same rows and sampling settings (temperature, top-k,
-top-p, stop at the end token or the field's cap):
+top-p, classifier-free guidance, stop at the end token or the field's cap), with guidance (the
+default) and without:
 - shopgen's batched sampler: tokens/s and products/s;
 - HF `model.generate`, field by field (marker, text, end; then the next field), at batch 1 and at
   the same batch size as ours;
@@ -80,27 +81,42 @@ def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: 
 
 @torch.no_grad()
 def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: int, seed: int) -> dict:
-    """What a user of `generate` writes: per field, generate until the end token, append the next marker."""
+    """What a user of `generate` writes: per field, generate until the end token, append the next marker.
+
+    With guidance, HF's own classifier-free guidance (`guidance_scale` = 1 + w, the empty prompt plus the
+    text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step."""
     torch.manual_seed(seed)
     lm, end, pad = model.model_, model._id(END), model._id(PAD)
+    empty = model._encode([model.format_.empty_prompt()])[0]
     fields, tokens = model.field_specs(), 0
+
+    def left_padded(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, seqs))
+        return (torch.tensor([[pad] * (width - len(s)) + s for s in seqs]),
+                torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs]))
+
     t0 = time.perf_counter()
     for start in range(0, len(prompts), batch):
         seqs = [p + [fields[0].marker_id] for p in prompts[start:start + batch]]
+        negatives = [empty + [fields[0].marker_id] for _ in seqs]
         for f, field in enumerate(fields):
-            width = max(map(len, seqs))
-            ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])
-            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+            ids, mask = left_padded(seqs)
+            guided = {}
+            if cfg.guidance > 0:
+                neg_ids, neg_mask = left_padded(negatives)
+                guided = {"guidance_scale": 1 + cfg.guidance, "negative_prompt_ids": neg_ids,
+                          "negative_prompt_attention_mask": neg_mask}
             out = lm.generate(
                 input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
                 top_k=cfg.top_k, top_p=cfg.top_p, max_new_tokens=field.max_tokens, eos_token_id=end,
-                pad_token_id=pad,
-            )[:, width:].tolist()
+                pad_token_id=pad, **guided,
+            )[:, ids.shape[1]:].tolist()
             nxt = [fields[f + 1].marker_id] if f + 1 < len(fields) else []
             for r, new in enumerate(out):
                 text = new[: new.index(end)] if end in new else new
                 tokens += len(text) + 1
                 seqs[r] = seqs[r] + text + [end] + nxt
+                negatives[r] = negatives[r] + text + [end] + nxt
     seconds = time.perf_counter() - t0
     return {"rows": len(prompts), "batch": batch, "tokens": tokens, "seconds": round(seconds, 3),
             "tokens_per_s": round(tokens / seconds), "products_per_s": round(len(prompts) / seconds, 2)}
@@ -115,6 +131,7 @@ def main() -> None:
     parser.add_argument("--text-model", help="use this TextModel.save_pretrained directory")
     parser.add_argument("--rows", type=int, default=2048, help="rows for shopgen (drawn from the catalog with replacement)")
     parser.add_argument("--batch-size", type=int, default=SamplingConfig().batch_size)
+    parser.add_argument("--guidance", type=float, default=SamplingConfig().guidance)
     parser.add_argument("--sweep", type=int, nargs="*", default=[64, 128, 256], help="other batch sizes to time shopgen at")
     parser.add_argument("--hf-rows", type=int, default=256, help="rows for HF generate at the same batch size")
     parser.add_argument("--hf1-rows", type=int, default=32, help="rows for HF generate at batch 1 (it is slow)")
@@ -135,53 +152,70 @@ def main() -> None:
         source = f"{args.preset} preset trained {args.train_seconds:.0f}s on {args.catalog}"
     rows = df.sample(args.rows, random_state=0, replace=True)
     prompts = model._encode(model.format_.prompts(rows))
-    cfg = SamplingConfig(batch_size=args.batch_size)
+    cfg = SamplingConfig(batch_size=args.batch_size, guidance=args.guidance)  # the default: guided
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate = matmul_rate()
     roofline = rate / (2 * params)
     shapes = shape_rate(model.model_, args.batch_size)
 
+    def measure(c: SamplingConfig) -> dict:
+        out = {"sampling": vars(c), "shopgen": ours(model, prompts, c, seed=0),
+               "hf_same_batch": hf(model, prompts[: args.hf_rows], c, args.batch_size, seed=0),
+               "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0)}
+        s = out["shopgen"]["tokens_per_s"]
+        rows = 2 if c.guidance > 0 else 1  # guidance runs each row twice: its ceiling is half the roofline
+        out["ratios"] = {
+            "of_roofline": round(s / roofline, 3),
+            "of_roofline_counting_model_rows": round(rows * s / roofline, 3),
+            "of_model_shape_roofline": round(rows * s * 2 * params / shapes, 3),
+            "vs_hf_batch_1": round(s / out["hf_batch_1"]["tokens_per_s"], 1),
+            "vs_hf_same_batch": round(s / out["hf_same_batch"]["tokens_per_s"], 2),
+        }
+        return out
+
+    settings = [cfg] + ([replace(cfg, guidance=0.0)] if cfg.guidance > 0 else [])
     result = {
         "model": source, "parameters": params, "threads": torch.get_num_threads(),
-        "sampling": vars(cfg), "matmul_gflops": round(rate / 1e9, 1), "roofline_tokens_per_s": round(roofline),
+        "matmul_gflops": round(rate / 1e9, 1), "roofline_tokens_per_s": round(roofline),
         "model_shape_gflops": round(shapes / 1e9, 1), "model_shape_roofline_tokens_per_s": round(shapes / (2 * params)),
-        "shopgen": ours(model, prompts, cfg, seed=0),
+        "runs": [measure(c) for c in settings],
         "shopgen_batch_sweep": {b: ours(model, prompts, replace(cfg, batch_size=b), seed=0)
                                 for b in args.sweep if b != args.batch_size},
-        "hf_same_batch": hf(model, prompts[: args.hf_rows], cfg, args.batch_size, seed=0),
-        "hf_batch_1": hf(model, prompts[: args.hf1_rows], cfg, 1, seed=0),
-    }
-    s = result["shopgen"]["tokens_per_s"]
-    result["ratios"] = {
-        "of_roofline": round(s / roofline, 3),
-        "of_model_shape_roofline": round(s * 2 * params / shapes, 3),
-        "vs_hf_batch_1": round(s / result["hf_batch_1"]["tokens_per_s"], 1),
-        "vs_hf_same_batch": round(s / result["hf_same_batch"]["tokens_per_s"], 2),
     }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "text_generation.json").write_text(json.dumps(result, indent=2))
     lines = [
         f"# Text generation speed ({time.strftime('%Y-%m-%d')}, {torch.get_num_threads()} CPU threads)", "",
-        f"Model: {source}, {params:,} parameters (position embeddings excluded). Sampling: {vars(cfg)}.", "",
-        "| sampler | rows | tokens/s | products/s |", "|---|---|---|---|",
+        f"Model: {source}, {params:,} parameters (position embeddings excluded). Sampling: {vars(cfg)}; "
+        "HF generate gets the same settings (with guidance: its own classifier-free guidance, `guidance_scale` = "
+        "1 + guidance and the empty prompt as `negative_prompt_ids`).", "",
+        "| sampler | guidance | rows | tokens/s | products/s |", "|---|---|---|---|---|",
     ]
-    for key, label in (("shopgen", f"shopgen, batch {args.batch_size}"),
-                       ("hf_same_batch", f"HF generate, batch {args.batch_size}"), ("hf_batch_1", "HF generate, batch 1")):
-        r = result[key]
-        lines.append(f"| {label} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
+    for run in result["runs"]:
+        g = run["sampling"]["guidance"]
+        for key, label in (("shopgen", f"shopgen, batch {args.batch_size}"),
+                           ("hf_same_batch", f"HF generate, batch {args.batch_size}"), ("hf_batch_1", "HF generate, batch 1")):
+            r = run[key]
+            lines.append(f"| {label} | {g} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
     for b, r in result["shopgen_batch_sweep"].items():
-        lines.append(f"| shopgen, batch {b} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
-    ratios = result["ratios"]
+        lines.append(f"| shopgen, batch {b} | {cfg.guidance} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
     lines += [
         "", f"Roofline: {result['matmul_gflops']} GFLOP/s fp32 matmul / (2 x {params:,}) = "
         f"{result['roofline_tokens_per_s']:,} tokens/s. The model's own matmuls at batch {args.batch_size} run at "
         f"{result['model_shape_gflops']} GFLOP/s: {result['model_shape_roofline_tokens_per_s']:,} tokens/s is what a "
-        f"decoder step could reach with nothing else in it; shopgen reaches {ratios['of_model_shape_roofline']:.0%} of that.",
-        f"shopgen reaches **{ratios['of_roofline']:.0%} of the roofline**, **{ratios['vs_hf_batch_1']}x** HF generate at batch 1 "
-        f"and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size.", "",
-        "Re-run: `.venv/bin/python benchmarks/text_generation.py --preset small --train-seconds 300`.",
+        "decoder step could reach with nothing else in it.", "",
     ]
+    for run in result["runs"]:
+        ratios = run["ratios"]
+        lines.append(
+            f"- guidance {run['sampling']['guidance']}: **{ratios['of_roofline']:.0%} of the roofline** "
+            f"({ratios['of_roofline_counting_model_rows']:.0%} counting each model row a guided token costs; "
+            f"{ratios['of_model_shape_roofline']:.0%} of the model-shape ceiling), **{ratios['vs_hf_batch_1']}x** HF "
+            f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size."
+        )
+    lines += ["", "Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR` (a model "
+              "`benchmarks/text_presets.py --save DIR` kept)."]
     (RESULTS / "text_generation.md").write_text("\n".join(lines) + "\n")
 
 

@@ -25,12 +25,13 @@ from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text.guard import CopyGuard  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
+from shopgen.text.sampler import SamplingConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run(catalog: str, preset: str, save: Path | None = None) -> dict:
+def run(catalog: str, preset: str, save: Path | None = None, load: Path | None = None) -> dict:
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / catalog / "products.csv")
     schema = CatalogSchema.infer(raw, name=catalog)
     df = schema.check_frame(raw)
@@ -38,8 +39,13 @@ def run(catalog: str, preset: str, save: Path | None = None) -> dict:
     hold = df.drop(train.index)
     p = get_preset(preset).text
     t0 = time.perf_counter()
-    model = TextModel(p).fit(schema, train, show_progress=False)
-    fit_s = time.perf_counter() - t0
+    if load is not None:  # a model this script saved before: score it under today's sampling defaults
+        model = TextModel.from_pretrained(load / f"{catalog}_{preset}", p)
+        model.sampling = SamplingConfig()
+        fit_s = model.stats_.seconds
+    else:
+        model = TextModel(p).fit(schema, train, show_progress=False)
+        fit_s = time.perf_counter() - t0
     if save is not None:  # e.g. for benchmarks/text_generation.py --text-model
         model.save_pretrained(save / f"{catalog}_{preset}")
     t0 = time.perf_counter()
@@ -58,7 +64,7 @@ def run(catalog: str, preset: str, save: Path | None = None) -> dict:
         "params": f"{p.n_layer}x{p.n_embd}, vocab {p.vocab_size}, context {p.block_size}",
         "train_s": round(fit_s), "steps": stats.steps, "epochs": stats.epochs, "stopped_by": stats.stopped_by,
         "val_loss": stats.val_loss, "generate_s": round(gen_s, 1), "rows": len(hold),
-        "copies_redrawn": redrawn,
+        "copies_redrawn": redrawn, "guidance": model.sampling.guidance,
         "name_copy_rate_unguarded": round(float(pd.Series(CopyGuard.from_texts(train[first]).copies(unguarded[first])).mean()), 4),
         **scores,
     }
@@ -69,13 +75,14 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["fast", "small"])
     parser.add_argument("--catalogs", nargs="+", default=["dmart", "wish_summer_2020"])
     parser.add_argument("--save", type=Path, help="keep each fitted text model under this folder")
+    parser.add_argument("--load", type=Path, help="score the models a --save run kept there instead of fitting")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "text_presets.json"
     results = json.loads(path.read_text()) if path.exists() else []  # runs for other catalogs are kept
     for catalog in args.catalogs:
         for preset in args.presets:
-            row = run(catalog, preset, args.save)
+            row = run(catalog, preset, args.save, args.load)
             print(json.dumps(row), flush=True)
             results = [r for r in results if (r["catalog"], r["preset"]) != (catalog, preset)] + [row]
             path.write_text(json.dumps(results, indent=2))
@@ -83,9 +90,9 @@ def main() -> None:
              "Text written for held-out real rows (10 %) by a model fitted on the other 90 %. `real` = the same "
              "score for the real hold-out text. Copy rates are with the guard on (the default); "
              "`unguarded` is the name copy rate with `--allow-copies`.", "",
-             "| catalog | preset | model | train s | epochs | val loss | category consistency (real) | "
+             "| catalog | preset | model | train s | epochs | val loss | guidance | category consistency (real) | "
              "price coherence (real) | name distinct-2 (real) | name copies (unguarded) | redrawn |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cat_key = next((k for k in r if k.startswith("consistency_") and "ategor" in k and not k.endswith("_real")), None)
         name = next(k for k in r if k.startswith("distinct2_") and not k.endswith("_real"))
@@ -93,7 +100,7 @@ def main() -> None:
         consistency = f"{r[cat_key]:.3f} ({r[cat_key + '_real']:.3f})" if cat_key else "n/a (no category column)"
         lines.append(
             f"| {r['catalog']} | {r['preset']} | {r['params']} | {r['train_s']} | {r['epochs']} | {r['val_loss']} | "
-            f"{consistency} | {r.get('price_coherence', float('nan')):.3f} ({r.get('price_coherence_real', float('nan')):.3f}) | "
+            f"{r.get('guidance', 0.0)} | {consistency} | {r.get('price_coherence', float('nan')):.3f} ({r.get('price_coherence_real', float('nan')):.3f}) | "
             f"{r[name]:.3f} ({r[name + '_real']:.3f}) | {r[copy]:.3f} ({r['name_copy_rate_unguarded']:.3f}) | {r['copies_redrawn']} |"
         )
     lines += ["", "All scores, per column: text_presets.json. Re-run: "

@@ -30,8 +30,9 @@ from shopgen.text.sampler import SamplingConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SETTINGS = [  # (temperature, top_k, top_p)
-    (1.0, 256, 0.95), (1.0, 50, 0.95), (0.8, 50, 0.95), (0.6, 50, 0.95),
+SETTINGS = [  # changes to the default SamplingConfig (top-k 50, T 1, guidance 1)
+    {"guidance": 0.0}, {"guidance": 0.5}, {}, {"guidance": 2.0}, {"temperature": 0.8}, {"top_k": 256},
+    {"guidance": 0.0, "top_k": 256},
 ]
 
 
@@ -50,8 +51,8 @@ def main() -> None:
     category = next((c for c in schema.conditions if "ategor" in c), None)
     name = schema.text_columns[0].name
     rows = []
-    for temperature, top_k, top_p in SETTINGS:
-        cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+    for change in SETTINGS:
+        cfg = SamplingConfig(**change)
         t0 = time.perf_counter()
         texts, copied, redrawn = model.generate(hold, seed=0, show_progress=False, sampling=cfg)
         seconds = time.perf_counter() - t0
@@ -59,7 +60,8 @@ def main() -> None:
         for col in texts.columns:
             synthetic[col] = texts[col].to_numpy()
         scores = text_metrics(train, hold, synthetic[~copied.to_numpy()], schema, fast=True)
-        row = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seconds": round(seconds, 1),
+        row = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p, "guidance": cfg.guidance,
+               "seconds": round(seconds, 1),
                "redrawn": redrawn, "dropped": int(copied.sum()), **scores}
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -71,13 +73,13 @@ def main() -> None:
     lines = [f"# Sampling settings on one text model ({time.strftime('%Y-%m-%d')}, 2 CPU cores)", "",
              f"Catalog {args.catalog}, `{args.preset}` model `{args.text_model}`, text for {len(hold)} held-out "
              "rows; the real hold-out text's score in brackets; fast (naive Bayes) classifiers.", "",
-             "| temperature | top_k | top_p | category consistency | price coherence | name distinct-2 | "
+             "| temperature | top_k | top_p | guidance | category consistency | price coherence | name distinct-2 | "
              "description length KS | descriptions equal to a training one | copies redrawn | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         consistency = f"{r[cat]:.3f} ({r[cat + '_real']:.3f})" if cat else "n/a"
         lines.append(
-            f"| {r['temperature']} | {r['top_k']} | {r['top_p']} | {consistency} | "
+            f"| {r['temperature']} | {r['top_k']} | {r['top_p']} | {r['guidance']} | {consistency} | "
             f"{r.get('price_coherence', float('nan')):.3f} ({r.get('price_coherence_real', float('nan')):.3f}) | "
             f"{r[f'distinct2_{name}']:.3f} ({r[f'distinct2_{name}_real']:.3f}) | "
             f"{r.get(f'length_ks_{last}', float('nan')):.3f} | "

@@ -19,7 +19,8 @@ from shopgen.errors import BundleError
 
 # 2: the tabular model derives columns another column fixes and draws rare levels within a parent
 # column (its pickle has `derived_`, `rare_parents_`, `rare_order_`); a format-1 bundle cannot sample.
-FORMAT_VERSION = 2
+# 3: it redraws levels their parent never had (`coherent_`).
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 
 

@@ -143,6 +143,7 @@ def sample(
     where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
     temperature: float = typer.Option(None, min=0.05, max=5.0, help="Text sampling temperature (default: the bundle's, 1.0)."),
     top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's, 0.95)."),
+    guidance: float = typer.Option(None, min=0.0, max=10.0, help="Text classifier-free guidance: how hard the text follows its row (default: the bundle's; 0 is off, each step then costs half)."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
     table: str = typer.Option(None, "--table", help="Table, when -o is a database (default: the schema's name)."),
     if_exists: str = typer.Option("fail", "--if-exists", help="When -o is a database and the table exists: fail, replace or append."),
@@ -169,7 +170,7 @@ def sample(
     t0 = time.perf_counter()
     synth = CatalogSynthesizer.load(bundle, show_progress=not quiet)
     catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies,
-                           temperature=temperature, top_p=top_p)
+                           temperature=temperature, top_p=top_p, guidance=guidance)
     write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=not quiet)
     where_to = target if isinstance(target, Path) else f"table {table!r} in {target}"
     s = synth.last_sample_stats_

@@ -203,6 +203,7 @@ def sample(
     if_exists: str = "fail",
     temperature: float | str | None = None,
     top_p: float | str | None = None,
+    guidance: float | str | None = None,
     allow_copies: bool | str = False,
     show_progress: bool = False,
 ) -> dict[str, Any]:
@@ -233,7 +234,8 @@ def sample(
     show = _bool(show_progress, "show_progress")
     synth = CatalogSynthesizer.load(bundle, show_progress=show)
     catalog = synth.sample(n, seed=seed, conditions=conds, allow_copies=_bool(allow_copies, "allow_copies"),
-                           temperature=_float(temperature, "temperature"), top_p=_float(top_p, "top_p"))
+                           temperature=_float(temperature, "temperature"), top_p=_float(top_p, "top_p"),
+                           guidance=_float(guidance, "guidance"))
     t1 = time.perf_counter()
     write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=show)
     s = synth.last_sample_stats_

@@ -31,6 +31,8 @@ class TextPreset:
     max_epochs: int
     max_seconds: float
     dropout: float = 0.0  # a few epochs in a budget underfit; dropout's bernoulli alone was 8 % of a step
+    unconditional_share: float = 0.1  # rows trained after an empty prompt, for classifier-free guidance
+    field_balance: float = 0.5  # 0: every text token weighs the same in the loss; 1: every text field does
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ class CatalogSynthesizer:
 
     def sample(
         self, n: int, seed: int = 0, conditions: Conditions | None = None, allow_copies: bool = False,
-        temperature: float | None = None, top_p: float | None = None,
+        temperature: float | None = None, top_p: float | None = None, guidance: float | None = None,
     ) -> pd.DataFrame:
         """Exactly `n` valid rows, each meeting `conditions` (e.g. {"category": "Shoes", "price": (10, 50)}).
 
@@ -93,6 +93,8 @@ class CatalogSynthesizer:
         """
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")
+        if guidance is not None and guidance < 0:
+            raise ShopgenError(f"guidance {guidance} is negative; use 0 (off) or more (e.g. 1.0)")
         conditions = check(conditions, self.schema) if conditions else None
         sampling = None
         if self.text_model_ is not None:
@@ -100,6 +102,7 @@ class CatalogSynthesizer:
             sampling = dataclasses.replace(
                 base, temperature=base.temperature if temperature is None else temperature,
                 top_p=base.top_p if top_p is None else top_p,
+                guidance=base.guidance if guidance is None else guidance,
             )
         rng = np.random.default_rng(seed)
         seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}

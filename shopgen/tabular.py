@@ -6,6 +6,8 @@ Three things plain SDV lacks and a catalog needs:
   them: a brand given its sub-category), so a brand column with 800 values does not one-hot into an
   800-wide input (that is what makes plain CTGAN take 11-33 s an epoch on dmart), every level still
   comes out, and a drawn brand still belongs to its row's aisle (which the text model is told);
+- a drawn level its parent never had in training (CTGAN's "Tata" in an appliance aisle, common on a
+  rare condition) is redrawn from the parent's own levels, for the same reason;
 - a categorical column that another one fixes in the training data (dmart's SubCategory fixes its
   Category) is derived from it after sampling, so a hierarchy stays a hierarchy;
 - the number of epochs is planned from a timed probe so a preset keeps its time budget on any catalog;
@@ -75,6 +77,9 @@ class TabularModel:
         self.rare_parents_ = {
             name: _rare_parent(df, name, self.rare_[name][0], whole + self.rare_order_[:k])
             for k, name in enumerate(self.rare_order_)
+        }
+        self.coherent_ = {
+            name: (found[0], _levels_given(df, name, found[0])) for name, found in self.rare_parents_.items() if found
         }
         self.derived_ = _dependencies(df, [c.name for c in schema.of_type("categorical") if c.name in self.columns_])
         self.levels_ = {  # the levels the model saw, to refuse conditions on values it never met
@@ -185,11 +190,12 @@ class TabularModel:
         rng = np.random.default_rng(seed)
         fixed = {c: v for c, v in conditions.items() if c in self.rare_ and v in self.rare_[c][0]}
         keep = {c: v for c, v in conditions.items() if c in self.derived_ and not isinstance(v, tuple)}
+        pinned = {c for c, v in conditions.items() if not isinstance(v, tuple)}
         kept, have, drawn = [], 0, 0
         while have < n:
             accept = have / drawn if drawn else 1.0
             k = int(min(MAX_BATCH, np.ceil((n - have) / max(accept, 1 / MAX_DRAW_FACTOR) * 1.2) + 8))
-            rows = self._draw(k, int(rng.integers(2**31)), fixed, keep)
+            rows = self._draw(k, int(rng.integers(2**31)), fixed, keep, pinned)
             ok = matches(rows, conditions)
             kept.append(rows[ok])
             have, drawn = have + int(ok.sum()), drawn + k
@@ -212,7 +218,8 @@ class TabularModel:
             f"seen values include {[v for v in known if v != OTHER][:8]}"
         )
 
-    def _draw(self, n: int, seed: int, fixed: dict | None = None, keep: dict | None = None) -> pd.DataFrame:
+    def _draw(self, n: int, seed: int, fixed: dict | None = None, keep: dict | None = None,
+              pinned: set | None = None) -> pd.DataFrame:
         synth = self.synth_
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
@@ -247,6 +254,9 @@ class TabularModel:
         for name, (source, mapping, _) in self.derived_.items():
             known = rows[source].isin(mapping.keys())
             rows.loc[known, name] = rows.loc[known, source].map(mapping)
+        for name, (parent, table) in self.coherent_.items():
+            if name not in (pinned or ()):
+                _redraw_unseen(rows, name, parent, table, rng)
         return rows
 
 
@@ -323,6 +333,26 @@ def _rare_parent(df: pd.DataFrame, child: str, rare: list, categorical: list[str
         counts = group.value_counts()
         table[value] = (counts.index.tolist(), (counts / counts.sum()).tolist())
     return best, table
+
+
+def _levels_given(df: pd.DataFrame, child: str, parent: str) -> dict:
+    """{parent value: (the child's levels seen with it, their frequencies)}, missing child values left out."""
+    table = {}
+    for value, group in df.dropna(subset=[parent, child]).groupby(parent, observed=True)[child]:
+        counts = group.value_counts()
+        table[value] = (counts.index.tolist(), (counts / counts.sum()).to_numpy())
+    return table
+
+
+def _redraw_unseen(rows: pd.DataFrame, child: str, parent: str, table: dict, rng: np.random.Generator) -> None:
+    """Rows whose (parent, child) pair never occurred in training take a child level of their parent."""
+    seen = pd.MultiIndex.from_tuples([(p, v) for p, (values, _) in table.items() for v in values])
+    drawn = pd.MultiIndex.from_arrays([rows[parent].astype(object), rows[child].astype(object)])
+    unseen = ~drawn.isin(seen) & rows[child].notna().to_numpy() & rows[parent].isin(list(table)).to_numpy()
+    for value in pd.unique(rows.loc[unseen, parent]):
+        at = unseen & (rows[parent] == value).to_numpy()
+        values, probs = table[value]
+        rows.loc[at, child] = rng.choice(np.array(values, dtype=object), size=int(at.sum()), p=probs)
 
 
 def _held_out_ll(child: pd.Series, parent: pd.Series | None, fold: np.ndarray, prior: pd.Series) -> float:

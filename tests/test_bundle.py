@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from shopgen.bundle import FORMAT_VERSION
 from shopgen.errors import BundleError
 from shopgen.synthesizer import CatalogSynthesizer
 
@@ -64,7 +65,7 @@ def test_a_bundle_of_another_format_asks_for_a_refit(tiny_synth, tmp_path):
     manifest = json.loads((old / "manifest.json").read_text())
     manifest["format_version"] = 1
     (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"has format 1, this shopgen reads format 2; refit it with 'shopgen fit"):
+    with pytest.raises(BundleError, match=rf"has format 1, this shopgen reads format {FORMAT_VERSION}; refit it with 'shopgen fit"):
         CatalogSynthesizer.load(old)
 
 

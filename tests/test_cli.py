@@ -101,7 +101,7 @@ def test_end_to_end_on_the_sample_catalog(tmp_path, sample_df):
     assert (out["list_price"] >= out["price"]).all()
     assert _copied_name_share(out, sample_df, "name") <= 0.05
     # the format follows the suffix (every format's exact round trip: test_catalog_files_round_trip_exactly)
-    proc = shopgen("sample", tmp_path / "model", "-n", 30, "-o", tmp_path / "c.parquet", "--quiet")
+    proc = shopgen("sample", tmp_path / "model", "-n", 30, "-o", tmp_path / "c.parquet", "--guidance", "0", "--quiet")
     assert proc.returncode == 0, proc.stderr
     proc = shopgen("validate", tmp_path / "c.parquet", "--schema", SAMPLE_SCHEMA)
     assert proc.returncode == 0, proc.stdout

@@ -77,6 +77,23 @@ def test_rare_levels_are_drawn_back_within_their_parent(tiny_synth, sample_df):
     assert sum((b, p) in seen for b, p in zip(rare["brand"], rare[parent])) == len(rare)
 
 
+def test_every_drawn_level_is_one_its_parent_had_in_training(tiny_synth, sample_df):
+    """CTGAN pairs common brands with any aisle; those pairs are redrawn, so the text model is never told
+    of a brand in an aisle that never sold it."""
+    synth, _ = tiny_synth
+    model = copy.copy(synth.tabular_model_)
+    model.derived_ = {}  # brand fixes category here: derivation alone would make every pair a seen one
+    parent, _ = model.coherent_["brand"]
+    seen = set(zip(sample_df[parent], sample_df["brand"]))
+
+    def unseen(rows: pd.DataFrame) -> int:
+        return sum((p, b) not in seen for p, b in zip(rows[parent], rows["brand"]) if pd.notna(b))
+
+    assert unseen(model.sample(1500, seed=3)) == 0
+    model.coherent_ = {}
+    assert unseen(model.sample(1500, seed=3)) > 0
+
+
 def test_unknown_or_impossible_conditions_fail_clearly(tiny_synth):
     synth, _ = tiny_synth
     with pytest.raises(ShopgenError, match="never saw this value"):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from shopgen.errors import ValidationFailed
+from shopgen.errors import ShopgenError, ValidationFailed
 from shopgen.synthesizer import CatalogSynthesizer
 from shopgen.validation import validate
 
@@ -73,4 +73,8 @@ def test_sampling_temperature_applies_to_one_call_only(tiny_synth):
     base = synth.sample(30, seed=4)
     cold = synth.sample(30, seed=4, temperature=0.2, top_p=0.5)
     assert not cold["name"].equals(base["name"])
+    unguided = synth.sample(30, seed=4, guidance=0.0)
+    assert synth.text_model_.sampling.guidance > 0 and not unguided["name"].equals(base["name"])
     assert synth.sample(30, seed=4).equals(base)
+    with pytest.raises(ShopgenError, match="guidance -1.0 is negative"):
+        synth.sample(3, seed=4, guidance=-1.0)

@@ -49,12 +49,13 @@ def _tiny_lm(vocab: int, seed: int = 0, **config) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(cfg).eval()
 
 
-def _generate(model, tokenizer, prompts, caps, cfg, seed):
+def _generate(model, tokenizer, prompts, caps, cfg, seed, empty=None):
     tid = tokenizer.convert_tokens_to_ids
+    empty = [tid(NULL)] if empty is None else empty  # the default sampling guides against an empty prompt
     fields = [FieldSpec(tid(marker("name")), caps[0], False), FieldSpec(tid(marker("description")), caps[1], True)]
     return generate_fields(
         model, prompts, fields, end_id=tid(END), pad_id=tid(PAD), null_id=tid(NULL), banned_ids=[tid(PAD)],
-        cfg=cfg, generator=torch.Generator().manual_seed(seed),
+        cfg=cfg, generator=torch.Generator().manual_seed(seed), empty_prompt=empty,
     )
 
 
@@ -71,19 +72,42 @@ def test_generation_respects_caps_seed_and_batching(tokenizer, fmt, sample_df):
     assert _generate(model, tokenizer, prompts, (6, 9), cfg, seed=2) != out
 
 
+@pytest.mark.parametrize("guidance", [0.0, 1.5], ids=["unguided", "guided"])
 @pytest.mark.parametrize("slots", [True, False], ids=["continuous-slots", "hf-cache-fallback"])
-def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df, slots):
+def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df, slots, guidance):
     """Padding, refilled slots, positions and the cache must not change what a row generates (greedy)."""
     from shopgen.text.decoder import SlotDecoder
 
     model = _tiny_lm(len(tokenizer), seed=3, scale_attn_by_inverse_layer_idx=not slots)
     assert SlotDecoder.supports(model) == slots
     prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
+    empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
     assert len({len(p) for p in prompts}) > 1, "prompts of different lengths exercise the padding"
-    greedy = SamplingConfig(top_k=1, batch_size=4)  # 6 rows through 4 slots: two rows wait for a free slot
-    batched = _generate(model, tokenizer, prompts, (8, 8), greedy, seed=0)
-    single = [_generate(model, tokenizer, [p], (8, 8), greedy, seed=0)[0] for p in prompts]
+    greedy = SamplingConfig(top_k=1, batch_size=4, guidance=guidance)  # 6 rows, 4 slots: two rows wait
+    batched = _generate(model, tokenizer, prompts, (8, 8), greedy, seed=0, empty=empty)
+    single = [_generate(model, tokenizer, [p], (8, 8), greedy, seed=0, empty=empty)[0] for p in prompts]
     assert batched == single
+
+
+class _NotPlainGPT2(GPT2LMHeadModel):
+    """The same weights, but not the exact class the slot decoder takes: forces the HF-cache path."""
+
+
+def test_guidance_is_the_same_on_both_decoders_and_changes_the_text(tokenizer, fmt, sample_df):
+    """The slot decoder's shadow slots and the HF path's shadow rows give the same guided greedy text."""
+    from shopgen.text.decoder import SlotDecoder
+
+    model = _tiny_lm(len(tokenizer), seed=5)
+    fallback = _NotPlainGPT2(model.config).eval()
+    fallback.load_state_dict(model.state_dict())
+    assert SlotDecoder.supports(model) and not SlotDecoder.supports(fallback)
+    prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
+    empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
+    guided = SamplingConfig(top_k=1, batch_size=4, guidance=3.0)
+    slot_text = _generate(model, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty)
+    assert _generate(fallback, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty) == slot_text
+    unguided = _generate(model, tokenizer, prompts, (8, 8), SamplingConfig(top_k=1, batch_size=4), seed=0)
+    assert unguided != slot_text
 
 
 def test_generation_stops_at_end_token(tokenizer, fmt, sample_df):
@@ -104,11 +128,42 @@ def test_training_sequences_put_loss_on_text_only(sample_schema, sample_df):
     prompt_ids = m._encode(m.format_.prompts(sample_df.head(2)))
     texts = {c: sample_df[c].head(2).tolist() for c in m.format_.text_columns}
     ids = {c: m._encode(texts[c]) for c in texts}
-    (seq, labels), _ = m._sequences(prompt_ids, texts, ids)
+    (seq, labels, weights), _ = m._sequences(prompt_ids, texts, ids)
     assert labels[: len(prompt_ids[0]) + 1] == [IGNORE] * (len(prompt_ids[0]) + 1)
     labelled = [t for t in labels if t != IGNORE]
     assert labelled == ids["name"][0] + [m._id(END)] + ids["description"][0] + [m._id(END)]
     assert m.tokenizer_.decode(labelled[: len(ids["name"][0])]) == texts["name"][0]
+    # short names weigh more per token than long descriptions, so each field's share of the loss is fairer
+    assert [w for w, t in zip(weights, labels) if t == IGNORE] == [0.0] * (len(labels) - len(labelled))
+    assert {w for w, t in zip(weights, labels) if t != IGNORE} == set(m.field_weights_.values())
+    assert m.field_weights_["name"] > 1 > m.field_weights_["description"]
+
+
+def test_unconditional_rows_teach_the_text_after_the_empty_prompt(sample_schema, sample_df):
+    """Guidance contrasts against the empty prompt: only a model trained on such rows knows it."""
+    import dataclasses
+
+    from shopgen.errors import ShopgenError
+    from shopgen.text.train import _evaluate
+
+    def fit(share: float) -> TextModel:
+        preset = dataclasses.replace(PRESETS["fast"].text, unconditional_share=share)
+        return TextModel(preset, max_seconds=60, max_epochs=12).fit(sample_schema, sample_df.head(300), show_progress=False)
+
+    def empty_prompt_loss(m: TextModel) -> float:
+        rows = sample_df.iloc[300:400]
+        texts = {c: rows[c].tolist() for c in m.format_.text_columns}
+        empty = m._encode([m.format_.empty_prompt()]) * len(rows)
+        seqs = m._sequences(empty, texts, {c: m._encode(texts[c]) for c in texts})
+        return _evaluate(m.model_, seqs, 16, m._id(PAD))
+
+    taught, plain = fit(0.5), fit(0.0)
+    assert plain.sampling.guidance == 0 and taught.sampling.guidance > 0
+    assert empty_prompt_loss(taught) < empty_prompt_loss(plain) - 0.1  # measured: 1.87 vs 2.09
+    guided = SamplingConfig(guidance=1.5)
+    taught.generate(sample_df.head(3), seed=0, show_progress=False, sampling=guided)
+    with pytest.raises(ShopgenError, match="without unconditional rows"):
+        plain.generate(sample_df.head(3), seed=0, show_progress=False, sampling=guided)
 
 
 def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
@@ -125,6 +180,10 @@ def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
     labels[mask == 0] = IGNORE
     full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
     assert torch.allclose(_loss(model, ids, mask, labels), full, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(_loss(model, ids, mask, labels, torch.full(ids.shape, 3.0)), full, rtol=1e-6, atol=1e-6)
+    heavy = torch.ones(ids.shape)
+    heavy[:, 10:] = 5.0  # later tokens weigh more: another mean
+    assert not torch.allclose(_loss(model, ids, mask, labels, heavy), full, rtol=1e-3)
 
 
 def test_long_texts_are_cut_at_a_sentence_end(sample_schema, sample_df):

@@ -62,6 +62,10 @@ class PromptFormat:
         ]
         return ["".join(cells) for cells in zip(*parts)] if parts else [""] * len(df)
 
+    def empty_prompt(self) -> str:
+        """Every condition unknown: the prompt of the unconditional text distribution."""
+        return "".join(marker(c) + NULL for c in self.conditions)
+
     def to_dict(self) -> dict:
         return {"conditions": self.conditions, "text_columns": self.text_columns, "numeric": self.numeric}
 

@@ -1,4 +1,4 @@
-"""Training loop for the text GPT: length-grouped batches, loss on text tokens only, a time budget.
+"""Training loop for the text GPT: length-grouped batches, a weighted loss on text tokens only, a time budget.
 
 The step budget is planned from the measured speed of the first steps, so the cosine schedule ends
 when the time budget does; a validation split stops training early and keeps the best weights.
@@ -52,32 +52,43 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
     return out
 
 
-def _collate(seqs: list[tuple[list[int], list[int]]], idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
+Seq = tuple[list[int], list[int], list[float]]  # input ids, labels (IGNORE on prompts), each label's weight
+
+
+def _collate(seqs: list[Seq], idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
     width = max(len(seqs[i][0]) for i in idx)
     ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
     labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
+    weights = torch.zeros((len(idx), width))
     mask = torch.zeros((len(idx), width), dtype=torch.long)
     for r, i in enumerate(idx):
-        x, y = seqs[i]
+        x, y, w = seqs[i]
         ids[r, :len(x)] = torch.tensor(x)
         labels[r, :len(y)] = torch.tensor(y)
+        weights[r, :len(w)] = torch.tensor(w)
         mask[r, :len(x)] = 1
-    return ids, mask, labels
+    return ids, mask, labels, weights
 
 
-def _loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token loss over the labelled positions only.
+def _loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+          weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Next-token loss over the labelled positions only: their mean, or their `weights`-weighted mean.
 
     HF's `labels=` path projects every position onto the vocabulary, prompts and padding included; on
     dmart those are ~1/4 of the positions and the projection is ~40 % of a small GPT's matmul work.
-    GPT-2 here (tied head, no logit transform); any other model keeps its own loss.
+    GPT-2 here (tied head, no logit transform); any other model projects every position.
     """
-    if not isinstance(model, GPT2LMHeadModel):
-        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
     targets = labels[:, 1:]
     keep = targets != IGNORE
-    hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1][keep]
-    return F.cross_entropy(model.lm_head(hidden), targets[keep])
+    if isinstance(model, GPT2LMHeadModel):
+        hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1][keep]
+        logits = model.lm_head(hidden)
+    else:
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep].float()
+    if weights is None:
+        return F.cross_entropy(logits, targets[keep])
+    w = weights[:, 1:][keep]
+    return (F.cross_entropy(logits, targets[keep], reduction="none") * w).sum() / w.sum()
 
 
 @torch.no_grad()
@@ -86,7 +97,7 @@ def _evaluate(model: torch.nn.Module, seqs: list, batch_size: int, pad_id: int) 
     total, count = 0.0, 0
     lengths = np.array([len(s[0]) for s in seqs])
     for idx in _batches(lengths, batch_size, np.random.default_rng(0)):
-        ids, mask, labels = _collate(seqs, idx, pad_id)
+        ids, mask, labels, _ = _collate(seqs, idx, pad_id)
         n = int((labels[:, 1:] != IGNORE).sum())
         total += float(_loss(model, ids, mask, labels)) * n
         count += n
@@ -96,7 +107,7 @@ def _evaluate(model: torch.nn.Module, seqs: list, batch_size: int, pad_id: int) 
 
 def train_lm(
     model: torch.nn.Module,
-    seqs: list[tuple[list[int], list[int]]],
+    seqs: list[Seq],
     *,
     pad_id: int,
     batch_size: int,
@@ -105,14 +116,23 @@ def train_lm(
     max_seconds: float,
     seed: int,
     show_progress: bool = True,
+    alternates: list[Seq] | None = None,
+    alternate_share: float = 0.0,
 ) -> TrainStats:
-    """Train in place; returns what happened. `seqs` are (input ids, labels with IGNORE on prompts)."""
+    """Train in place; returns what happened. The loss weighs each label by its weight in `seqs`; the
+    validation loss is the plain mean over text tokens, comparable across weightings.
+
+    Each step, a training row is replaced by its `alternates` entry (the same text after an empty prompt)
+    with probability `alternate_share`: the model also learns the text's unconditional distribution,
+    which classifier-free guidance contrasts the conditional one with at sampling time.
+    """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     order = rng.permutation(len(seqs))
     n_val = min(256, len(seqs) // 20) if len(seqs) >= 200 else 0
     val = [seqs[i] for i in order[:n_val]]
     train = [seqs[i] for i in order[n_val:]]
+    train_alt = [alternates[i] for i in order[n_val:]] if alternates and alternate_share > 0 else None
     lengths = np.array([len(s[0]) for s in train])
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -137,8 +157,13 @@ def train_lm(
                 lr_scale *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / planned)))
                 for group in opt.param_groups:
                     group["lr"] = learning_rate * lr_scale
-                ids, mask, labels = _collate(train, idx, pad_id)
-                loss = _loss(model, ids, mask, labels)
+                if train_alt is not None:
+                    swap = rng.random(len(idx)) < alternate_share
+                    batch = [train_alt[i] if s else train[i] for i, s in zip(idx, swap)]
+                    ids, mask, labels, weights = _collate(batch, np.arange(len(idx)), pad_id)
+                else:
+                    ids, mask, labels, weights = _collate(train, idx, pad_id)
+                loss = _loss(model, ids, mask, labels, weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
