@@ -251,13 +251,17 @@ class TabularModel:
                 clash = ((rows[name] == keep[name]) & (rows[source].map(mapping) != keep[name])).to_numpy()
                 values, probs = inverse[keep[name]]
                 rows.loc[clash, source] = rng.choice(np.array(values, dtype=object), size=int(clash.sum()), p=probs)
-        for name, (source, mapping, _) in self.derived_.items():
-            known = rows[source].isin(mapping.keys())
-            rows.loc[known, name] = rows.loc[known, source].map(mapping)
+        self._derive(rows)
         for name, (parent, table) in self.coherent_.items():
             if name not in (pinned or ()):
                 _redraw_unseen(rows, name, parent, table, rng)
+        self._derive(rows)  # a redrawn level may be another column's source: the hierarchy holds after it too
         return rows
+
+    def _derive(self, rows: pd.DataFrame) -> None:
+        for name, (source, mapping, _) in self.derived_.items():
+            known = rows[source].isin(mapping.keys())
+            rows.loc[known, name] = rows.loc[known, source].map(mapping)
 
 
 DEPENDENCY_SHARE = 0.99  # a column "fixes" another when its value tells the other's on >= 99 % of rows
