@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -164,6 +165,27 @@ def test_unconditional_rows_teach_the_text_after_the_empty_prompt(sample_schema,
     taught.generate(sample_df.head(3), seed=0, show_progress=False, sampling=guided)
     with pytest.raises(ShopgenError, match="without unconditional rows"):
         plain.generate(sample_df.head(3), seed=0, show_progress=False, sampling=guided)
+
+
+def test_training_follows_the_label_weights():
+    """A part of the text whose weight is 0 is not learned; the same part at weight 1 is."""
+    from shopgen.text.train import _collate, _loss, train_lm
+
+    torch.manual_seed(0)
+    def seqs_of(w: float) -> list:  # the last two tokens follow from the second: learnable when weighted
+        return [([1, 2 + k % 5, 10 + k % 5, 20 + k % 5], [IGNORE, 2 + k % 5, 10 + k % 5, 20 + k % 5], [0.0, 1.0, w, w])
+                for k in range(200)]
+
+    def tail_loss(w: float) -> float:
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=8, n_embd=32, n_layer=1, n_head=2))
+        train_lm(model, seqs_of(w), pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=4, max_seconds=60,
+                 seed=0, show_progress=False)
+        ids, mask, labels, _ = _collate(seqs_of(1.0), np.arange(20), 0)
+        labels[:, 1] = IGNORE  # score the weighted part only
+        with torch.no_grad():
+            return float(_loss(model.eval(), ids, mask, labels))
+
+    assert tail_loss(0.0) > tail_loss(1.0) + 1.0
 
 
 def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():

@@ -73,6 +73,10 @@ class SlotDecoder:
         """Only these slots go on, renumbered 0..len(slots)-1 in this order."""
         self.k, self.v, self.lengths = self.k[:, slots], self.v[:, slots], self.lengths[slots]
 
+    def idle(self, done: torch.Tensor) -> None:
+        """Slots without a row write at 0 and are never read: their cache does not grow."""
+        self.lengths[done] = 0
+
     @torch.no_grad()
     def prefill(self, slots: torch.Tensor, prefixes: list[list[int]]) -> None:
         """Write the cache of new rows' prefixes into `slots` (they attend only to themselves)."""

@@ -41,7 +41,7 @@ class SamplingConfig:
     Batch 128 ran 1.15-1.5x batch 64; batch 256 ran 0.94-1.16x batch 128 (two runs on a noisy machine)
     for twice the KV cache (benchmarks/results/text_generation.md).
     Guidance 1 raised consistency from 0.59 to 0.67 and from 0.70 to 0.76 on two models, and cut stock-
-    phrase descriptions (40 -> 35 %, 29 -> 23 %; real 36 %), for 1.8-1.9x the time; guidance 2 gained
+    phrase descriptions (40 -> 35 %, 29 -> 23 %; real 36 %), for 1.8-2.0x the time; guidance 2 gained
     0.01 more on both and made one model's names repetitive (distinct-2 0.80, real 0.88)."""
 
     temperature: float = 1.0
@@ -158,20 +158,41 @@ class _Guidance:
         return torch.cat([index, index + b])
 
 
+class _GuidedSlots:
+    """A SlotDecoder of 2b slots seen as b guided slots: slot s + b is slot s's shadow after the empty
+    prompt. Same interface as SlotDecoder, so the continuous driver has no guided special case."""
+
+    def __init__(self, model: torch.nn.Module, slots: int, max_len: int, empty: list[int], guidance: _Guidance) -> None:
+        self.inner, self.b, self.empty, self.guidance = SlotDecoder(model, 2 * slots, max_len), slots, empty, guidance
+
+    def prefill(self, slots: torch.Tensor, prefixes: list[list[int]]) -> None:
+        self.inner.prefill(self.guidance.pair(slots, self.b), prefixes + [self.empty] * len(prefixes))
+
+    def keep(self, slots: torch.Tensor) -> None:
+        self.inner.keep(self.guidance.pair(slots, self.b))
+        self.b = len(slots)
+
+    def idle(self, done: torch.Tensor) -> None:
+        self.inner.idle(done.repeat(2))
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.guidance.combine(self.inner.step(tokens.repeat(2)))
+
+
 def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -> None:
     """GPT-2: B slots; a slot whose row finished takes the next waiting row before the next step.
 
     Once no row waits, the batch halves whenever half its slots are idle: the last long descriptions
     would otherwise pay for every idle slot's matmuls (the tail of 2,048 dmart rows at batch 256).
-    With guidance, slot s + B is slot s's shadow after the empty prompt.
+    With guidance, the decoder is a `_GuidedSlots`.
     """
     queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     slots = min(cfg.batch_size, len(prompts))
     longest = max(map(len, prompts)) + sum(f.max_tokens + 2 for f in fields) + 2
     if empty is None:
-        decoder, guided = SlotDecoder(model, slots, longest, walker.bias), None
+        decoder = SlotDecoder(model, slots, longest, walker.bias)
     else:
-        decoder, guided = SlotDecoder(model, 2 * slots, longest), _Guidance(cfg.guidance, walker.bias)
+        decoder = _GuidedSlots(model, slots, longest, empty, _Guidance(cfg.guidance, walker.bias))
     state = walker.start(slots)
     state["done"][:] = True
     rows = torch.full((slots,), -1, dtype=torch.long)
@@ -181,10 +202,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
         if queue and len(idle) and (len(idle) >= REFILL_SHARE * slots or bool(state["done"].all())):
             take = idle[: len(queue)]  # refill: prefix into the cache, the first marker joins this step
             new = [queue.pop() for _ in range(len(take))]
-            if guided:
-                decoder.prefill(guided.pair(take, len(rows)), [prompts[i] for i in new] + [empty] * len(take))
-            else:
-                decoder.prefill(take, [prompts[i] for i in new])
+            decoder.prefill(take, [prompts[i] for i in new])
             rows[take] = torch.tensor(new)
             feed[take] = fields[0].marker_id
             for key, value in walker.start(len(take)).items():
@@ -194,13 +212,12 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
         active = ~state["done"]
         if not queue and int(active.sum()) * 2 <= len(active):  # the tail: stop computing idle slots
             keep = active.nonzero().squeeze(1)
-            decoder.keep(guided.pair(keep, len(rows)) if guided else keep)
+            decoder.keep(keep)
             rows, feed = rows[keep], feed[keep]
             for key in state:
                 state[key] = state[key][keep]
-        idle = state["done"].repeat(2) if guided else state["done"]
-        decoder.lengths[idle] = 0  # idle slots write at 0 and are never read: no cache growth
-        logits = guided.combine(decoder.step(feed.repeat(2))) if guided else decoder.step(feed)
+        decoder.idle(state["done"])
+        logits = decoder.step(feed)
         feed, recorded, recorded_field, finished = walker.advance(state, logits)
         records.append((rows.clone(), recorded_field, recorded))
         if on_batch and bool(finished.any()):

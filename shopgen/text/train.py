@@ -157,12 +157,8 @@ def train_lm(
                 lr_scale *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / planned)))
                 for group in opt.param_groups:
                     group["lr"] = learning_rate * lr_scale
-                if train_alt is not None:
-                    swap = rng.random(len(idx)) < alternate_share
-                    batch = [train_alt[i] if s else train[i] for i, s in zip(idx, swap)]
-                    ids, mask, labels, weights = _collate(batch, np.arange(len(idx)), pad_id)
-                else:
-                    ids, mask, labels, weights = _collate(train, idx, pad_id)
+                batch = [train_alt[i] if train_alt and rng.random() < alternate_share else train[i] for i in idx]
+                ids, mask, labels, weights = _collate(batch, np.arange(len(batch)), pad_id)
                 loss = _loss(model, ids, mask, labels, weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
