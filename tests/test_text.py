@@ -286,19 +286,44 @@ def test_copy_guard_lets_stock_phrases_through_only_when_asked():
     assert CopyGuard.from_texts(texts[:4] + texts[6:], boilerplate_share=0.01).copies(["india"]) == [True]
 
 
-def test_slot_decoder_chunked_attention_matches_the_hf_forward():
-    """Slots of very different lengths attend in chunks (short slots skip long ones' span): same logits."""
-    from shopgen.text.decoder import SlotDecoder, _chunks
+def test_slot_decoder_grouped_attention_matches_the_hf_forward():
+    """Slots of very different lengths attend in groups of neighbours, each over its own span, in any
+    order; after some rows finish, `compact` closes the rest up in place: the same logits as the model's
+    forward on each row's sequence."""
+    from shopgen.text.decoder import SlotDecoder, _groups
 
     model = _tiny_lm(300, seed=6)
     torch.manual_seed(2)
-    seqs = [torch.randint(0, 300, (n,)).tolist() for n in (3, 70, 5, 40, 9, 2, 66, 20)]
+    seqs = [torch.randint(0, 300, (n,)).tolist() for n in (3, 70, 5, 40, 9, 2, 66, 20) * 3]
     dec = SlotDecoder(model, len(seqs), 80)
     dec.prefill(torch.arange(len(seqs)), seqs)
-    assert len(_chunks(dec.lengths)) > 1
-    feed = torch.randint(0, 300, (len(seqs),))
-    logits = dec.step(feed)
-    with torch.no_grad():
-        for slot, seq in enumerate(seqs):
-            ref = model(input_ids=torch.tensor([seq + [int(feed[slot])]])).logits[0, -1]
-            assert torch.allclose(logits[slot], ref, atol=1e-4), slot
+    assert len(_groups(dec.lengths)) > 1
+    for step in range(2):
+        if step == 1:  # every third row has finished
+            active = torch.arange(len(seqs)) % 3 != 0
+            perm = dec.compact(active)
+            seqs = [seqs[i] for i in perm.tolist()]
+            assert dec.lengths[int(active.sum()):].eq(0).all()
+        feed = torch.randint(0, 300, (len(seqs),))
+        logits = dec.step(feed)
+        seqs = [seq + [int(t)] for seq, t in zip(seqs, feed)]
+        with torch.no_grad():
+            for slot, seq in enumerate(seqs[: int(active.sum())] if step else seqs):
+                ref = model(input_ids=torch.tensor([seq])).logits[0, -1]
+                assert torch.allclose(logits[slot], ref, atol=1e-4), (step, slot)
+
+
+def test_blocked_top_k_equals_torch_top_k():
+    """The sampler's top-k through block maxima picks the same values and tokens as `torch.topk`."""
+    from shopgen.text.sampler import _top_k
+
+    torch.manual_seed(0)
+    logits = torch.randn(64, 5000)  # not a multiple of the block
+    logits[:8, 100:] = float("-inf")  # rows with few allowed tokens, as after a ban list
+    logits[8:16] *= 20  # peaked rows
+    for k in (1, 7, 32):
+        values, index = _top_k(logits, k)
+        ref_values, ref_index = logits.topk(k, dim=-1)
+        assert torch.equal(values, ref_values)
+        assert torch.equal(logits.gather(-1, index), ref_values)
+        assert torch.equal(index.sort(-1).values, ref_index.sort(-1).values)
