@@ -64,7 +64,7 @@ def run(catalog: str, preset: str, save: Path | None = None, load: Path | None =
         "params": f"{p.n_layer}x{p.n_embd}, vocab {p.vocab_size}, context {p.block_size}",
         "train_s": round(fit_s), "steps": stats.steps, "epochs": stats.epochs, "stopped_by": stats.stopped_by,
         "val_loss": stats.val_loss, "generate_s": round(gen_s, 1), "rows": len(hold),
-        "copies_redrawn": redrawn, "guidance": model.sampling.guidance,
+        "copies_redrawn": redrawn, "guidance": model.sampling.guidance, "lead_repeats": p.lead_repeats,
         "name_copy_rate_unguarded": round(float(pd.Series(CopyGuard.from_texts(train[first]).copies(unguarded[first])).mean()), 4),
         **scores,
     }
@@ -90,9 +90,9 @@ def main() -> None:
              "Text written for held-out real rows (10 %) by a model fitted on the other 90 %. `real` = the same "
              "score for the real hold-out text. Copy rates are with the guard on (the default); "
              "`unguarded` is the name copy rate with `--allow-copies`.", "",
-             "| catalog | preset | model | train s | epochs | val loss | guidance | category consistency (real) | "
+             "| catalog | preset | model | train s | epochs | val loss | lead passes | guidance | category consistency (real) | "
              "price coherence (real) | name distinct-2 (real) | name copies (unguarded) | redrawn |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cat_key = next((k for k in r if k.startswith("consistency_") and "ategor" in k and not k.endswith("_real")), None)
         name = next(k for k in r if k.startswith("distinct2_") and not k.endswith("_real"))
@@ -100,10 +100,11 @@ def main() -> None:
         consistency = f"{r[cat_key]:.3f} ({r[cat_key + '_real']:.3f})" if cat_key else "n/a (no category column)"
         lines.append(
             f"| {r['catalog']} | {r['preset']} | {r['params']} | {r['train_s']} | {r['epochs']} | {r['val_loss']} | "
-            f"{r.get('guidance', 0.0)} | {consistency} | {r.get('price_coherence', float('nan')):.3f} ({r.get('price_coherence_real', float('nan')):.3f}) | "
+            f"{r.get('lead_repeats', 0)} | {r.get('guidance', 0.0)} | {consistency} | {r.get('price_coherence', float('nan')):.3f} ({r.get('price_coherence_real', float('nan')):.3f}) | "
             f"{r[name]:.3f} ({r[name + '_real']:.3f}) | {r[copy]:.3f} ({r['name_copy_rate_unguarded']:.3f}) | {r['copies_redrawn']} |"
         )
-    lines += ["", "All scores, per column: text_presets.json. Re-run: "
+    lines += ["", "Epochs count passes over the rows; with lead passes, an epoch also passes `lead passes` times "
+              "over each row cut after its name.", "", "All scores, per column: text_presets.json. Re-run: "
               "`.venv/bin/python benchmarks/text_presets.py --presets fast small`."]
     (RESULTS / "text_presets.md").write_text("\n".join(lines) + "\n")
 

@@ -33,6 +33,7 @@ class TextPreset:
     dropout: float = 0.0  # a few epochs in a budget underfit; dropout's bernoulli alone was 8 % of a step
     unconditional_share: float = 0.1  # rows trained after an empty prompt, for classifier-free guidance
     field_balance: float = 0.5  # 0: every text token weighs the same in the loss; 1: every text field does
+    lead_repeats: int = 0  # extra passes per epoch over each row cut after its first text field (README: lead passes)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ PRESETS = {
         "small",
         TabularPreset(epochs=300, batch_size=500, max_seconds=600, max_categories=60),
         TextPreset(n_layer=4, n_embd=256, n_head=4, vocab_size=8192, block_size=384, batch_size=16,
-                   learning_rate=2e-3, max_epochs=20, max_seconds=1200),
+                   learning_rate=2e-3, max_epochs=20, max_seconds=1200, lead_repeats=3),
     ),
     "base": Preset(
         "base",

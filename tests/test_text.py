@@ -188,6 +188,32 @@ def test_training_follows_the_label_weights():
     assert tail_loss(0.0) > tail_loss(1.0) + 1.0
 
 
+def test_lead_passes_teach_the_first_field_in_fewer_epochs():
+    """Rows cut after their first field, repeated each epoch, teach that field more than the full rows alone."""
+    from shopgen.text.train import _collate, _loss, _with_leads, train_lm
+
+    rng = np.random.default_rng(0)
+    seqs = []
+    for k in range(180):  # no validation split under 200 rows; prompt 2+a, the lead field 10+a and its end (3), then 12 tokens of noise
+        ids = [1, 2 + k % 5, 10 + k % 5, 3, *rng.integers(16, 32, 12).tolist()]
+        seqs.append((ids, [IGNORE, IGNORE, *ids[2:]], [0.0, 0.0] + [1.0] * 14))
+    cut = _with_leads(seqs[:1], [12], 2)
+    assert cut[1] == cut[2] == ([1, 2, 10, 3], [IGNORE, IGNORE, 10, 3], [0.0, 0.0, 1.0, 1.0])
+
+    def lead_loss(repeats: int) -> float:
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=16, n_embd=32, n_layer=1, n_head=2))
+        stats = train_lm(model, seqs, pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=1, max_seconds=60,
+                         seed=0, show_progress=False, lead_tails=[12] * len(seqs), lead_repeats=repeats)
+        assert stats.steps == -(-len(seqs) * (1 + repeats) // 16)
+        ids, mask, labels, _ = _collate(seqs, np.arange(40), 0)
+        labels[:, 4:] = IGNORE  # score the lead field only
+        with torch.no_grad():
+            return float(_loss(model.eval(), ids, mask, labels))
+
+    assert lead_loss(3) < lead_loss(0) - 0.3
+
+
 def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
     """Training projects only the labelled positions onto the vocabulary; the loss must not change."""
     from shopgen.text.train import _loss

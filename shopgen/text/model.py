@@ -97,6 +97,8 @@ class TextModel:
             show_progress=show_progress,
             alternates=self._sequences(empty, texts, text_ids) if self.unconditional_share_ else None,
             alternate_share=self.unconditional_share_,
+            lead_tails=[len(ids) - _lead_length(ids, self._id(END)) for ids, _, _ in seqs],
+            lead_repeats=self.preset.lead_repeats if len(columns) > 1 else 0,
         )
         return self
 
@@ -285,6 +287,11 @@ def _field_weights(text_ids: dict[str, list[list[int]]], balance: float) -> dict
     raw = {c: n ** -balance for c, n in sizes.items()}
     scale = sum(sizes.values()) / sum(sizes[c] * raw[c] for c in sizes)
     return {c: raw[c] * scale for c in sizes}
+
+
+def _lead_length(ids: list[int], end_id: int) -> int:
+    """Tokens up to and including the first text field's end token."""
+    return ids.index(end_id) + 1
 
 
 def _clip(text: str, max_length: int) -> str:
