@@ -194,7 +194,8 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
 
     rng = np.random.default_rng(0)
     seqs = []
-    for k in range(180):  # no validation split under 200 rows; prompt 2+a, the lead field 10+a and its end (3), then 12 tokens of noise
+    for k in range(180):  # under 200 rows: no validation split
+        # prompt 2+a, the lead field 10+a and its end token 3, then 12 tokens of noise
         ids = [1, 2 + k % 5, 10 + k % 5, 3, *rng.integers(16, 32, 12).tolist()]
         seqs.append((ids, [IGNORE, IGNORE, *ids[2:]], [0.0, 0.0] + [1.0] * 14))
     cut = _with_leads(seqs[:1], [12], 2)
