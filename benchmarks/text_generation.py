@@ -3,7 +3,8 @@
 In one run, on one trained text model and the same rows and sampling settings (temperature, top-k,
 top-p, classifier-free guidance, stop at the end token or the field's cap), with guidance (the
 default) and without:
-- shopgen's batched sampler: tokens/s and products/s;
+- shopgen's batched sampler: tokens/s and products/s, with its attention in the native kernel
+  (shopgen/text/native.py) and, for the same rows, through torch ops (SHOPGEN_NATIVE=0's path);
 - HF `model.generate`, field by field (marker, text, end; then the next field), at batch 1 and at
   the same batch size as ours;
 - the roofline for this model: a measured fp32 matmul rate over 2 x parameters FLOPs per token;
@@ -33,6 +34,7 @@ import torch  # noqa: E402
 
 from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
+from shopgen.text import native  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.prompt import END, PAD  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
@@ -70,7 +72,11 @@ def shape_rate(model: torch.nn.Module, batch: int, repeats: int = 20) -> float:
     return flops / seconds
 
 
-def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int) -> dict:
+def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int, native_attention: bool = True) -> dict:
+    os.environ["SHOPGEN_NATIVE"] = "1" if native_attention else "0"
+    native.kernel.cache_clear()
+    if native_attention and native.kernel() is None:
+        sys.exit("the native decode-attention kernel did not build here (is there a C compiler?)")
     t0 = time.perf_counter()
     out = model.generate_tokens(prompts, torch.Generator().manual_seed(seed), cfg)
     seconds = time.perf_counter() - t0
@@ -160,6 +166,7 @@ def main() -> None:
 
     def measure(c: SamplingConfig) -> dict:
         out = {"sampling": vars(c), "shopgen": ours(model, prompts, c, seed=0),
+               "shopgen_torch_attention": ours(model, prompts, c, seed=0, native_attention=False),
                "hf_same_batch": hf(model, prompts[: args.hf_rows], c, args.batch_size, seed=0),
                "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0)}
         s = out["shopgen"]["tokens_per_s"]
@@ -170,6 +177,7 @@ def main() -> None:
             "of_model_shape_roofline": round(rows * s * 2 * params / shapes, 3),
             "vs_hf_batch_1": round(s / out["hf_batch_1"]["tokens_per_s"], 1),
             "vs_hf_same_batch": round(s / out["hf_same_batch"]["tokens_per_s"], 2),
+            "native_vs_torch_attention": round(s / out["shopgen_torch_attention"]["tokens_per_s"], 2),
         }
         return out
 
@@ -195,6 +203,7 @@ def main() -> None:
     for run in result["runs"]:
         g = run["sampling"]["guidance"]
         for key, label in (("shopgen", f"shopgen, batch {args.batch_size}"),
+                           ("shopgen_torch_attention", f"shopgen, batch {args.batch_size}, torch attention"),
                            ("hf_same_batch", f"HF generate, batch {args.batch_size}"), ("hf_batch_1", "HF generate, batch 1")):
             r = run[key]
             lines.append(f"| {label} | {g} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
@@ -212,7 +221,8 @@ def main() -> None:
             f"- guidance {run['sampling']['guidance']}: **{ratios['of_roofline']:.0%} of the roofline** "
             f"({ratios['of_roofline_counting_model_rows']:.0%} counting each model row a guided token costs; "
             f"{ratios['of_model_shape_roofline']:.0%} of the model-shape ceiling), **{ratios['vs_hf_batch_1']}x** HF "
-            f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size."
+            f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size; the "
+            f"native attention kernel runs {ratios['native_vs_torch_attention']}x the torch-op attention."
         )
     lines += ["", "Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR` (a model "
               "`benchmarks/text_presets.py --save DIR` kept)."]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,6 +46,22 @@ def test_tokenizer_round_trips_text_and_keeps_markers_whole(tokenizer, fmt):
         assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1
 
 
+@pytest.fixture(params=["native", "torch"])
+def attention(request, monkeypatch):
+    """Both attention paths of the slot decoder: the compiled kernel (native.py) and the torch ops."""
+    from shopgen.text import native
+
+    if request.param == "torch":
+        monkeypatch.setenv("SHOPGEN_NATIVE", "0")
+    native.kernel.cache_clear()
+    if request.param == "native" and native.kernel() is None:
+        if os.environ.get("CI") == "true":  # CI machines have a C compiler: the kernel must build there
+            pytest.fail("the native decode-attention kernel did not build")
+        pytest.skip("no C compiler here: the native kernel cannot be built")
+    yield request.param
+    native.kernel.cache_clear()
+
+
 def _tiny_lm(vocab: int, seed: int = 0, **config) -> GPT2LMHeadModel:
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=32, n_layer=1, n_head=2, **config)
@@ -75,7 +93,7 @@ def test_generation_respects_caps_seed_and_batching(tokenizer, fmt, sample_df):
 
 @pytest.mark.parametrize("guidance", [0.0, 1.5], ids=["unguided", "guided"])
 @pytest.mark.parametrize("slots", [True, False], ids=["continuous-slots", "hf-cache-fallback"])
-def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df, slots, guidance):
+def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df, slots, guidance, attention):
     """Padding, refilled slots, positions and the cache must not change what a row generates (greedy)."""
     from shopgen.text.decoder import SlotDecoder
 
@@ -278,15 +296,19 @@ def test_fine_tune_from_a_local_checkpoint(tmp_path, sample_schema, sample_df, f
     assert isinstance(copied, pd.Series)
 
 
-def test_slot_decoder_matches_the_hf_forward():
-    """Each slot's logits equal the model's own forward on that row's sequence: prefill, steps, refill."""
+@pytest.mark.parametrize("width,heads", [(32, 2), (128, 2)], ids=["head-16", "head-64"])
+def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
+    """Each slot's logits equal the model's own forward on that row's sequence: prefill, steps, refill.
+    Head size 64 is the presets' (the kernel's unrolled path); 16 takes its general loop."""
     from shopgen.text.decoder import SlotDecoder
 
-    model = _tiny_lm(300, seed=5)
+    torch.manual_seed(5)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=width, n_layer=2, n_head=heads)).eval()
     assert SlotDecoder.supports(model)
     torch.manual_seed(1)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (5, 2, 7)]
     dec = SlotDecoder(model, 3, 20)
+    assert (dec.native is not None) == (attention == "native")
     dec.prefill(torch.arange(3), seqs)
 
     def reference(seq):
@@ -323,6 +345,7 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward():
     torch.manual_seed(2)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (3, 70, 5, 40, 9, 2, 66, 20) * 3]
     dec = SlotDecoder(model, len(seqs), 80)
+    dec.native = None  # the torch path, where slot order matters
     dec.prefill(torch.arange(len(seqs)), seqs)
     assert len(_groups(dec.lengths)) > 1
     for step in range(2):
@@ -338,6 +361,23 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward():
             for slot, seq in enumerate(seqs[: int(active.sum())] if step else seqs):
                 ref = model(input_ids=torch.tensor([seq])).logits[0, -1]
                 assert torch.allclose(logits[slot], ref, atol=1e-4), (step, slot)
+
+
+def test_native_kernel_refuses_a_full_cache_and_writes_nothing():
+    """A slot with no cell left raises instead of writing past the cache (the C loop has no bounds of its own)."""
+    from shopgen.text import native
+
+    fn = native.kernel()
+    if fn is None:
+        pytest.fail("the native kernel did not build") if os.environ.get("CI") == "true" else pytest.skip("no C compiler")
+    k, v = torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8)
+    qkv = torch.ones(2, 3 * 16)
+    native.decode_attention(fn, qkv, k, v, torch.tensor([3, 0]), 1.0)
+    assert k[0, :, 3].eq(1).all() and k[1, :, 0].eq(1).all()
+    k.zero_()
+    with pytest.raises(IndexError, match="cache is full"):
+        native.decode_attention(fn, qkv, k, v, torch.tensor([4, 1]), 1.0)
+    assert k[0].eq(0).all() and k[1, :, 1].eq(1).all()
 
 
 def test_blocked_top_k_equals_torch_top_k():

@@ -4,15 +4,20 @@ HF's DynamicCache grows by concatenation, copying the whole cache at every gener
 64 and 200 tokens of context that copy costs more than the model (measured: 34 ms a step vs 12 ms
 for the same step over a cache written in place). `SlotDecoder` runs GPT-2 weights over a cache
 allocated once, one slot per row, each slot filled from index 0: a finished row's slot is refilled with
-a new row while the others keep going (continuous batching). Other architectures (a `--text-base`
-checkpoint) go through `HFDecoder`.
+a new row while the others keep going (continuous batching). Its attention runs in the native kernel
+(native.py) where one could be built, else through torch ops over groups of slots (`_groups`). Other
+architectures (a `--text-base` checkpoint) go through `HFDecoder`.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
+
+from shopgen.text import native
 
 
 def closing_up(active: torch.Tensor) -> torch.Tensor:
@@ -28,11 +33,13 @@ class HFDecoder:
 
     def __init__(self, model: torch.nn.Module, bias: torch.Tensor | None = None) -> None:
         self.model, self.past, self.bias = model, None, bias
+        # newer transformers 5.x call `past_key_values` `cache` (the old name goes in 5.40); earlier 5.x know only it
+        self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=self.past, use_cache=True)
-        self.past = out.past_key_values
+                         use_cache=True, **{self.cache_arg: self.past})
+        self.past = getattr(out, self.cache_arg)
         logits = out.logits[:, -1, :].float()
         return logits if self.bias is None else logits + self.bias
 
@@ -53,6 +60,7 @@ class SlotDecoder:
         shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
         self.k, self.v = torch.zeros(shape), torch.zeros(shape)  # masked cells still enter 0 * value
         self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
+        self.native = native.kernel()
 
     @staticmethod
     def supports(model: torch.nn.Module) -> bool:
@@ -69,22 +77,36 @@ class SlotDecoder:
         return tuple(z.view(b, n, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))
 
     def _finish(self, block: torch.nn.Module, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-        b, n, _ = x.shape
-        x = x + block.attn.c_proj(att.transpose(1, 2).reshape(b, n, -1))
+        """The rest of a block after attention; `att` has heads merged, in `x`'s layout."""
+        x = x + block.attn.c_proj(att)
         mlp = block.mlp
         return x + mlp.c_proj(F.gelu(mlp.c_fc(block.ln_2(x)), approximate=self.gelu))
+
+    @staticmethod
+    def _merged(att: torch.Tensor) -> torch.Tensor:
+        """(batch, heads, tokens, head_dim) -> (batch, tokens, heads * head_dim)."""
+        b, _, n, _ = att.shape
+        return att.transpose(1, 2).reshape(b, n, -1)
 
     def keep(self, slots: torch.Tensor) -> None:
         """Only these slots go on, renumbered 0..len(slots)-1 in this order."""
         self.k, self.v, self.lengths = self.k[:, slots], self.v[:, slots], self.lengths[slots]
 
+    @property
+    def orders_slots(self) -> bool:
+        """Whether slot order matters: the native kernel reads each slot's own cells wherever it sits."""
+        return self.native is None
+
     def compact(self, active: torch.Tensor) -> torch.Tensor:
         """Move the `active` slots to the front, in their order, and the idle ones behind them; returns
-        the permutation (new slot -> old slot) for the caller's own per-slot state.
+        the permutation (new slot -> old slot) for the caller's own per-slot state (the identity, and
+        nothing moves, when slot order does not matter).
 
         Rows grow together, so slots kept in their order stay ordered by age, and so nearly by length, and
         rows that join later go last: neighbours need similar cache spans (see `_groups`). Only the moved
         slots' written cells are copied (a full reorder copied the whole cache, 67 ms at batch 128)."""
+        if not self.orders_slots:
+            return torch.arange(len(active))
         perm = closing_up(active)
         self.move(perm, torch.arange(len(perm)) < int(active.sum()))
         return perm
@@ -118,12 +140,14 @@ class SlotDecoder:
             q, k, v = self._qkv(block, x)
             self.k[i, slots, :, :width] = k
             self.v[i, slots, :, :width] = v
-            x = self._finish(block, x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+            x = self._finish(block, x, self._merged(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
         self.lengths[slots] = torch.tensor([len(p) for p in prefixes])
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per slot at the slot's own position; logits for the next token of every slot."""
+        if self.native is not None:
+            return self._native_step(tokens)
         b = len(tokens)
         at = self.lengths
         groups = _groups(at)
@@ -135,9 +159,21 @@ class SlotDecoder:
             q, k, v = self._qkv(block, x)
             self.k[i].view(-1, self.head_dim).index_copy_(0, cells, k.reshape(-1, self.head_dim))
             self.v[i].view(-1, self.head_dim).index_copy_(0, cells, v.reshape(-1, self.head_dim))
-            x = self._finish(block, x, self._attend(i, q, groups))
+            x = self._finish(block, x, self._merged(self._attend(i, q, groups)))
         self.lengths = at + 1
         h = self.t.ln_f(x[:, -1])
+        return self.head(h) if self.bias is None else torch.addmm(self.bias, h, self.head.weight.t())
+
+    def _native_step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`step` with one kernel call per layer for the cache write and attention (native.py)."""
+        at = self.lengths
+        x = self.t.wte(tokens) + self.t.wpe(at)
+        scale = self.head_dim**-0.5
+        for i, block in enumerate(self.t.h):
+            qkv = block.attn.c_attn(block.ln_1(x))
+            x = self._finish(block, x, native.decode_attention(self.native, qkv, self.k[i], self.v[i], at, scale))
+        self.lengths = at + 1
+        h = self.t.ln_f(x)
         return self.head(h) if self.bias is None else torch.addmm(self.bias, h, self.head.weight.t())
 
     def _attend(self, i: int, q: torch.Tensor, groups: list[tuple]) -> torch.Tensor:

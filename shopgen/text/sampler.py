@@ -194,6 +194,8 @@ class _GuidedSlots:
         self.inner.idle(done.repeat(2))
 
     def compact(self, active: torch.Tensor) -> torch.Tensor:
+        if not self.inner.orders_slots:
+            return torch.arange(self.b)
         perm = closing_up(active)
         live = torch.arange(self.b) < int(active.sum())
         self.inner.move(self.guidance.pair(perm, self.b), live.repeat(2))  # each half closes up on its own
