@@ -380,6 +380,22 @@ def test_native_kernel_refuses_a_full_cache_and_writes_nothing():
     assert k[0].eq(0).all() and k[1, :, 1].eq(1).all()
 
 
+def test_without_a_working_compiler_the_decoder_keeps_its_torch_path(tmp_path, monkeypatch):
+    """A compiler that fails leaves no file behind and no kernel: the slot decoder attends through torch."""
+    from shopgen.text import native
+    from shopgen.text.decoder import SlotDecoder
+
+    monkeypatch.setenv("CC", "false")
+    monkeypatch.setenv("SHOPGEN_CACHE_DIR", str(tmp_path))
+    native.kernel.cache_clear()
+    try:
+        assert native.kernel() is None
+        assert SlotDecoder(_tiny_lm(50), 2, 8).native is None
+        assert not list(tmp_path.rglob("*.so"))
+    finally:
+        native.kernel.cache_clear()
+
+
 def test_blocked_top_k_equals_torch_top_k():
     """The sampler's top-k through block maxima picks the same values and tokens as `torch.topk`."""
     from shopgen.text.sampler import _top_k
