@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -216,8 +217,9 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
         # prompt 2+a, the lead field 10+a and its end token 3, then 12 tokens of noise
         ids = [1, 2 + k % 5, 10 + k % 5, 3, *rng.integers(16, 32, 12).tolist()]
         seqs.append((ids, [IGNORE, IGNORE, *ids[2:]], [0.0, 0.0] + [1.0] * 14))
-    cut = _with_leads(seqs[:1], [12], 2)
+    cut = _with_leads(seqs[:1], [12], [2])
     assert cut[1] == cut[2] == ([1, 2, 10, 3], [IGNORE, IGNORE, 10, 3], [0.0, 0.0, 1.0, 1.0])
+    assert _with_leads(seqs[:2], [12, 12], [0, 2])[2:] == [_with_leads(seqs[1:2], [12], [1])[1]] * 2
 
     def lead_loss(repeats: int) -> float:
         torch.manual_seed(0)
@@ -231,6 +233,22 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
             return float(_loss(model.eval(), ids, mask, labels))
 
     assert lead_loss(3) < lead_loss(0) - 0.3
+
+
+def test_rows_of_rare_condition_levels_get_more_lead_passes(sample_schema, sample_df):
+    """A category with 10 % of the rows (brand shared by all) gets 3x the median row's lead passes."""
+    from dataclasses import replace
+
+    from shopgen.text.model import _lead_repeats
+
+    df = sample_df.head(100).assign(category=["Books"] * 90 + ["Garden"] * 10, brand="Acme")
+    preset = replace(PRESETS["small"].text, lead_repeats=3, rare_lead_boost=3.0)
+    repeats = _lead_repeats(sample_schema, df, ["category", "brand", "price"], preset)
+    # rarity: inverse geometric mean of level shares over the two categorical conditions, over the median row's
+    assert repeats == [3] * 90 + [round(3 * (0.9 / 0.1) ** 0.5)] * 10
+    capped = _lead_repeats(sample_schema, df, ["category", "brand"], replace(preset, rare_lead_boost=1.0))
+    assert capped == [3] * 90 + [6] * 10
+    assert _lead_repeats(sample_schema, df, ["category"], replace(preset, rare_lead_boost=0.0)) == [3] * 100
 
 
 def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
@@ -378,6 +396,22 @@ def test_native_kernel_refuses_a_full_cache_and_writes_nothing():
     with pytest.raises(IndexError, match="cache is full"):
         native.decode_attention(fn, qkv, k, v, torch.tensor([4, 1]), 1.0)
     assert k[0].eq(0).all() and k[1, :, 1].eq(1).all()
+
+
+def test_native_kernel_builds_into_an_empty_cache(tmp_path, monkeypatch):
+    """On a machine with a C compiler (every CI machine) the kernel builds from source, once, into the cache."""
+    from shopgen.text import native
+
+    if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
+        pytest.fail("no C compiler in CI") if os.environ.get("CI") == "true" else pytest.skip("no C compiler")
+    monkeypatch.setenv("SHOPGEN_CACHE_DIR", str(tmp_path))
+    native.kernel.cache_clear()
+    try:
+        assert native.kernel() is not None
+        built = list(tmp_path.rglob("*.so"))
+        assert len(built) == 1 and built[0].parent == native.cache_dir()
+    finally:
+        native.kernel.cache_clear()
 
 
 def test_without_a_working_compiler_the_decoder_keeps_its_torch_path(tmp_path, monkeypatch):

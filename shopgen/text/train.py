@@ -55,10 +55,10 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
 Seq = tuple[list[int], list[int], list[float]]  # input ids, labels (IGNORE on prompts), each label's weight
 
 
-def _with_leads(rows: list[Seq], tails: list[int], repeats: int) -> list[Seq]:
-    """`rows`, then `repeats` copies of each row without its last `tails[i]` tokens."""
+def _with_leads(rows: list[Seq], tails: list[int], repeats: list[int]) -> list[Seq]:
+    """`rows`, then `repeats[i]` copies of each row without its last `tails[i]` tokens."""
     leads = [tuple(part[:len(row[0]) - tail] for part in row) for row, tail in zip(rows, tails)]
-    return rows + leads * repeats
+    return rows + [lead for lead, n in zip(leads, repeats) for _ in range(n)]
 
 
 def _collate(seqs: list[Seq], idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
@@ -125,7 +125,7 @@ def train_lm(
     alternates: list[Seq] | None = None,
     alternate_share: float = 0.0,
     lead_tails: list[int] | None = None,
-    lead_repeats: int = 0,
+    lead_repeats: int | list[int] = 0,
 ) -> TrainStats:
     """Train in place; returns what happened. The loss weighs each label by its weight in `seqs`; the
     validation loss is the plain mean over text tokens, comparable across weightings.
@@ -134,9 +134,10 @@ def train_lm(
     with probability `alternate_share`: the model also learns the text's unconditional distribution,
     which classifier-free guidance contrasts the conditional one with at sampling time.
 
-    Each epoch also holds `lead_repeats` copies of every training row cut `lead_tails` tokens before its
-    end (after its first text field): short sequences that give the name, which says what the product
-    is, more passes for little time. An epoch is one pass over the rows and their leads.
+    Each epoch also holds `lead_repeats` copies (one count for all rows, or one per row) of every
+    training row cut `lead_tails` tokens before its end (after its first text field): short sequences
+    that give the name, which says what the product is, more passes for little time. An epoch is one
+    pass over the rows and their leads.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -145,10 +146,12 @@ def train_lm(
     val = [seqs[i] for i in order[:n_val]]
     train = [seqs[i] for i in order[n_val:]]
     train_alt = [alternates[i] for i in order[n_val:]] if alternates and alternate_share > 0 else None
-    if lead_tails and lead_repeats:
+    repeats = [lead_repeats] * len(seqs) if isinstance(lead_repeats, int) else list(lead_repeats)
+    if lead_tails and any(repeats):
         tails = [lead_tails[i] for i in order[n_val:]]
-        train = _with_leads(train, tails, lead_repeats)
-        train_alt = _with_leads(train_alt, tails, lead_repeats) if train_alt else None
+        repeats = [repeats[i] for i in order[n_val:]]
+        train = _with_leads(train, tails, repeats)
+        train_alt = _with_leads(train_alt, tails, repeats) if train_alt else None
     lengths = np.array([len(s[0]) for s in train])
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
