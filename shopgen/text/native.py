@@ -21,6 +21,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def _build(compiler: str, flags: list[str], target: Path) -> bool:
 
 
 @cache
-def kernel():
+def kernel() -> Callable[..., int] | None:
     """The compiled `shopgen_decode_attention` function, or None where it cannot be built here."""
     if os.environ.get("SHOPGEN_NATIVE", "1") == "0":
         return None
@@ -89,8 +90,8 @@ def kernel():
     return None
 
 
-def decode_attention(fn, qkv: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: torch.Tensor,
-                     scale: float) -> torch.Tensor:
+def decode_attention(fn: Callable[..., int], qkv: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     pos: torch.Tensor, scale: float) -> torch.Tensor:
     """Write each slot's new key and value at `pos` into the layer cache `k`, `v` (slots, heads, span,
     head_dim) and return its attention output, (slots, heads * head_dim). All float32 and contiguous."""
     slots, heads, span, dim = k.shape
