@@ -160,9 +160,7 @@ class SlotDecoder:
             self.k[i].view(-1, self.head_dim).index_copy_(0, cells, k.reshape(-1, self.head_dim))
             self.v[i].view(-1, self.head_dim).index_copy_(0, cells, v.reshape(-1, self.head_dim))
             x = self._finish(block, x, self._merged(self._attend(i, q, groups)))
-        self.lengths = at + 1
-        h = self.t.ln_f(x[:, -1])
-        return self.head(h) if self.bias is None else torch.addmm(self.bias, h, self.head.weight.t())
+        return self._advance(x[:, -1])
 
     def _native_step(self, tokens: torch.Tensor) -> torch.Tensor:
         """`step` with one kernel call per layer for the cache write and attention (native.py)."""
@@ -172,7 +170,11 @@ class SlotDecoder:
         for i, block in enumerate(self.t.h):
             qkv = block.attn.c_attn(block.ln_1(x))
             x = self._finish(block, x, native.decode_attention(self.native, qkv, self.k[i], self.v[i], at, scale))
-        self.lengths = at + 1
+        return self._advance(x)
+
+    def _advance(self, x: torch.Tensor) -> torch.Tensor:
+        """After a step's blocks: every slot has one more cell; the next-token logits from `x` (slots, width)."""
+        self.lengths = self.lengths + 1
         h = self.t.ln_f(x)
         return self.head(h) if self.bias is None else torch.addmm(self.bias, h, self.head.weight.t())
 
