@@ -95,6 +95,8 @@ def fit(
     max_train_minutes: float = typer.Option(None, min=0.05, help="Time budget of the text model."),
     text_epochs: int = typer.Option(None, min=1, help="Most epochs of text training."),
     text_base: str = typer.Option(None, help="Local Hugging Face causal-LM checkpoint to fine-tune instead of training from scratch."),
+    text_precision: str = typer.Option(
+        "fp32", help="Text training floats: fp32, bf16 (autocast), or auto (bf16 where this CPU runs it faster)."),
     seed: int = typer.Option(0, help="Training seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -103,10 +105,13 @@ def fit(
     from shopgen.schema import CatalogSchema
     from shopgen.sources import read_catalog
     from shopgen.tabular import KINDS
+    from shopgen.text.precision import PRECISIONS
 
     if tabular not in KINDS:
         raise ShopgenError(f"--tabular {tabular!r} is unknown; use one of {', '.join(KINDS)}")
     get_preset(preset)
+    if text_precision not in PRECISIONS:
+        raise ShopgenError(f"--text-precision {text_precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
     if text_base is not None and not Path(text_base).is_dir():
         raise ShopgenError(f"--text-base {text_base!r} is not a directory; give a local save_pretrained checkpoint")
     cat = CatalogSchema.from_yaml(schema) if schema else None
@@ -121,14 +126,16 @@ def fit(
         cat, tabular=tabular, preset=preset, epochs=epochs, batch_size=batch_size,
         tabular_max_seconds=tabular_minutes * 60 if tabular_minutes else None,
         text_max_seconds=max_train_minutes * 60 if max_train_minutes else None,
-        text_epochs=text_epochs, text_base=text_base, seed=seed, show_progress=not quiet,
+        text_epochs=text_epochs, text_base=text_base, text_precision=text_precision, seed=seed,
+        show_progress=not quiet,
     ).fit(df)
     synth.save(out)
     text = synth.text_model_.stats_ if synth.text_model_ else None
     _out(
         f"fitted {len(df)} rows in {time.perf_counter() - t0:.0f}s "
         f"(tabular {synth.tabular} {synth.fit_seconds_['tabular']}s, {synth.tabular_model_.epochs_} epochs; "
-        + (f"text {synth.fit_seconds_['text']}s, {text.steps} steps, val loss {text.val_loss}" if text else "no text columns")
+        + (f"text {synth.fit_seconds_['text']}s, {text.steps} steps in {text.precision}, val loss {text.val_loss}"
+           if text else "no text columns")
         + f") -> {out}"
     )
 

@@ -46,6 +46,7 @@ class CatalogSynthesizer:
         text_max_seconds: float | None = None,
         text_epochs: int | None = None,
         text_base: str | None = None,
+        text_precision: str = "fp32",
         seed: int = 0,
         show_progress: bool = True,
     ) -> None:
@@ -58,6 +59,7 @@ class CatalogSynthesizer:
         self.text_max_seconds = text_max_seconds
         self.text_epochs = text_epochs
         self.text_base = text_base
+        self.text_precision = text_precision
         self.seed = seed
         self.show_progress = show_progress
 
@@ -76,7 +78,7 @@ class CatalogSynthesizer:
         if self.schema.text_columns:
             self.text_model_ = TextModel(
                 p.text, base=self.text_base, max_seconds=self.text_max_seconds,
-                max_epochs=self.text_epochs, seed=self.seed,
+                max_epochs=self.text_epochs, seed=self.seed, precision=self.text_precision,
             ).fit(self.schema, df, self.show_progress)
         self.n_training_rows_ = len(df)
         self.fit_seconds_ = {"tabular": round(t1 - t0, 1), "text": round(time.perf_counter() - t1, 1)}

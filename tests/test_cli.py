@@ -52,6 +52,7 @@ def bad_inputs(tmp_path_factory, sample_df) -> Path:
         (["fit", SAMPLE_CSV, "--schema", "{d}/unknown_type.yaml", "--out", "{d}/out"], ["unknown type 'money'"]),
         (["fit", "{d}/nope.csv", "--schema", SAMPLE_SCHEMA, "--out", "{d}/out"], ["does not exist"]),
         (["fit", SAMPLE_CSV, "--schema", SAMPLE_SCHEMA, "--out", "{d}/out", "--tabular", "gan"], ["--tabular 'gan'"]),
+        (["fit", SAMPLE_CSV, "--out", "{d}/out", "--text-precision", "fp16"], ["--text-precision 'fp16'", "bf16"]),
         (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.csv"], ["model bundle", "does not exist"]),
         (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.xlsx"], ["unknown format"]),
         (["validate", "{d}/empty.csv", "--schema", SAMPLE_SCHEMA], ["is empty"]),

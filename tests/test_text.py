@@ -216,6 +216,48 @@ def test_training_follows_the_label_weights():
     assert tail_loss(0.0) > tail_loss(1.0) + 1.0
 
 
+def test_bf16_training_runs_under_autocast_and_learns_as_fp32_does():
+    """bf16 changes the arithmetic (so the weights differ from fp32's) but not what is learned; the weights
+    the optimizer keeps stay fp32."""
+    from shopgen.text.train import _collate, _loss, train_lm
+
+    seqs = [([1, 2 + k % 5, 10 + k % 5, 20 + k % 5], [IGNORE, 2 + k % 5, 10 + k % 5, 20 + k % 5], [0.0, 1.0, 1.0, 1.0])
+            for k in range(180)]
+
+    def trained(precision: str) -> tuple[GPT2LMHeadModel, float]:
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=8, n_embd=32, n_layer=1, n_head=2))
+        stats = train_lm(model, seqs, pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=20, max_seconds=60,
+                         seed=0, show_progress=False, precision=precision)
+        assert stats.precision == precision
+        ids, mask, labels, _ = _collate(seqs, np.arange(20), 0)
+        labels[:, 1] = IGNORE  # the two tokens that follow from the prompt
+        with torch.no_grad():
+            return model, float(_loss(model.eval(), ids, mask, labels))
+
+    fp32, fp32_loss = trained("fp32")
+    bf16, bf16_loss = trained("bf16")
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert not torch.equal(fp32.lm_head.weight, bf16.lm_head.weight)
+    assert bf16_loss < 0.1 and abs(bf16_loss - fp32_loss) < 0.05
+
+
+def test_auto_precision_is_bf16_only_where_it_measured_faster(monkeypatch):
+    from shopgen.errors import ShopgenError
+    from shopgen.text import precision
+
+    speedup = precision.bf16_speedup()
+    assert speedup > 0
+    monkeypatch.delenv("SHOPGEN_PRECISION", raising=False)
+    assert precision.resolve("auto") == ("bf16" if speedup >= precision.BF16_MIN_SPEEDUP else "fp32")
+    assert precision.resolve("fp32") == "fp32" and precision.resolve("bf16") == "bf16"
+    monkeypatch.setenv("SHOPGEN_PRECISION", "fp32")
+    assert precision.resolve("auto") == "fp32"
+    assert precision.resolve("bf16") == "bf16"  # an explicit choice beats the environment's default
+    with pytest.raises(ShopgenError, match="unknown precision 'fp16'"):
+        precision.resolve("fp16")
+
+
 def test_lead_passes_teach_the_first_field_in_fewer_epochs():
     """Rows cut after their first field, repeated each epoch, teach that field more than the full rows alone."""
     from shopgen.text.train import _collate, _loss, _with_leads, train_lm
@@ -465,3 +507,4 @@ def test_blocked_top_k_equals_torch_top_k():
         assert torch.equal(values, ref_values)
         assert torch.equal(logits.gather(-1, index), ref_values)
         assert torch.equal(index.sort(-1).values, ref_index.sort(-1).values)
+

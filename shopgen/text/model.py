@@ -22,6 +22,7 @@ from shopgen.presets import TextPreset
 from shopgen.progress import progress_bar
 from shopgen.schema import CatalogSchema
 from shopgen.text.guard import BOILERPLATE_SHARE, CopyGuard
+from shopgen.text.precision import resolve as resolve_precision
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
 from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
 from shopgen.text.tokenizer import load_base_tokenizer, train_tokenizer
@@ -47,6 +48,7 @@ class TextModel:
         max_epochs: int | None = None,
         seed: int = 0,
         sampling: SamplingConfig | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.preset = preset
         self.base = base
@@ -54,6 +56,7 @@ class TextModel:
         self.max_epochs = max_epochs
         self.seed = seed
         self.sampling = sampling or SamplingConfig()
+        self.precision = precision
 
     # ---- fit -----------------------------------------------------------------------------------
     def fit(self, schema: CatalogSchema, df: pd.DataFrame, show_progress: bool = True) -> TextModel:
@@ -99,6 +102,7 @@ class TextModel:
             alternate_share=self.unconditional_share_,
             lead_tails=[len(ids) - _lead_length(ids, self._id(END)) for ids, _, _ in seqs],
             lead_repeats=_lead_repeats(schema, df, self.format_.conditions, self.preset) if len(columns) > 1 else 0,
+            precision=resolve_precision(self.precision),
         )
         return self
 

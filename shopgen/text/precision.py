@@ -1,0 +1,51 @@
+"""Which float type the text GPT trains in: bf16 autocast where this CPU runs it faster, else fp32.
+
+CPUs with native bf16 matmuls (AVX512_BF16, AMX) run a small GPT's training step ~1.6x faster under bf16
+autocast, so a time budget buys more epochs; CPUs without them (AVX2) emulate bf16 and run ~10x slower.
+Instruction flags are a poor proxy (oneDNN's kernels, the VM's CPUID), so the choice is a timing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import torch
+
+from shopgen.errors import ShopgenError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+BF16_MIN_SPEEDUP = 1.25  # below this, bf16's rounding is not worth its speed
+_PROBE_SHAPE = (1024, 256, 1024)  # (tokens, width, 4 x width): a training matmul of the `small` preset
+
+
+def resolve(precision: str) -> str:
+    """`precision` as "fp32" or "bf16"; "auto" (or $SHOPGEN_PRECISION, when set) decides by `bf16_speedup`."""
+    precision = os.environ.get("SHOPGEN_PRECISION", precision) if precision == "auto" else precision
+    if precision not in PRECISIONS:
+        raise ShopgenError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
+    return precision
+
+
+@functools.cache
+def bf16_speedup() -> float:
+    """fp32 time over bf16 time of one training-sized matmul on this machine (measured once a process)."""
+    m, k, n = _PROBE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
+    return _seconds(a, b) / _seconds(a.bfloat16(), b.bfloat16())
+
+
+def _seconds(a: torch.Tensor, b: torch.Tensor, reps: int = 8) -> float:
+    """Best of a few timings of `a @ b`, after two warm-up calls (oneDNN builds its kernel on the first)."""
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return best
