@@ -3,8 +3,8 @@
 In one run, on one trained text model and the same rows and sampling settings (temperature, top-k,
 top-p, classifier-free guidance, stop at the end token or the field's cap), with guidance (the
 default) and without:
-- shopgen's batched sampler: tokens/s and products/s, with its attention in the native kernel
-  (shopgen/text/native.py) and, for the same rows, through torch ops (SHOPGEN_NATIVE=0's path);
+- shopgen's batched sampler: tokens/s and products/s, with its attention and draw in the native kernels
+  (shopgen/text/native.py) and, for the same rows, in torch ops (SHOPGEN_NATIVE=0's path);
 - HF `model.generate`, field by field (marker, text, end; then the next field), at batch 1 and at
   the same batch size as ours;
 - the roofline for this model: a measured fp32 matmul rate over 2 x parameters FLOPs per token;
@@ -72,11 +72,11 @@ def shape_rate(model: torch.nn.Module, batch: int, repeats: int = 20) -> float:
     return flops / seconds
 
 
-def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int, native_attention: bool = True) -> dict:
-    os.environ["SHOPGEN_NATIVE"] = "1" if native_attention else "0"
+def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int, native_kernels: bool = True) -> dict:
+    os.environ["SHOPGEN_NATIVE"] = "1" if native_kernels else "0"
     native.kernel.cache_clear()
-    if native_attention and native.kernel() is None:
-        sys.exit("the native decode-attention kernel did not build here (is there a C compiler?)")
+    if native_kernels and native.kernel() is None:
+        sys.exit("the native kernels did not build here (is there a C compiler?)")
     t0 = time.perf_counter()
     out = model.generate_tokens(prompts, torch.Generator().manual_seed(seed), cfg)
     seconds = time.perf_counter() - t0
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--bundle", help="use this bundle's text model instead of training one")
     parser.add_argument("--text-model", help="use this TextModel.save_pretrained directory")
     parser.add_argument("--rows", type=int, default=2048, help="rows for shopgen (drawn from the catalog with replacement)")
-    parser.add_argument("--batch-size", type=int, default=SamplingConfig().batch_size)
+    parser.add_argument("--batch-size", type=int, help="rows per step (default: the sampler's, by guidance)")
     parser.add_argument("--guidance", type=float, default=SamplingConfig().guidance)
     parser.add_argument("--sweep", type=int, nargs="*", default=[64, 128, 256], help="other batch sizes to time shopgen at")
     parser.add_argument("--hf-rows", type=int, default=256, help="rows for HF generate at the same batch size")
@@ -162,12 +162,13 @@ def main() -> None:
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate = matmul_rate()
     roofline = rate / (2 * params)
-    shapes = shape_rate(model.model_, args.batch_size)
+    model_rows = cfg.rows_per_step * (2 if cfg.guidance > 0 else 1)
+    shapes = shape_rate(model.model_, model_rows)
 
     def measure(c: SamplingConfig) -> dict:
-        out = {"sampling": vars(c), "shopgen": ours(model, prompts, c, seed=0),
-               "shopgen_torch_attention": ours(model, prompts, c, seed=0, native_attention=False),
-               "hf_same_batch": hf(model, prompts[: args.hf_rows], c, args.batch_size, seed=0),
+        out = {"sampling": vars(c), "batch": c.rows_per_step, "shopgen": ours(model, prompts, c, seed=0),
+               "shopgen_torch_ops": ours(model, prompts, c, seed=0, native_kernels=False),
+               "hf_same_batch": hf(model, prompts[: args.hf_rows], c, c.rows_per_step, seed=0),
                "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0)}
         s = out["shopgen"]["tokens_per_s"]
         rows = 2 if c.guidance > 0 else 1  # guidance runs each row twice: its ceiling is half the roofline
@@ -177,7 +178,7 @@ def main() -> None:
             "of_model_shape_roofline": round(rows * s * 2 * params / shapes, 3),
             "vs_hf_batch_1": round(s / out["hf_batch_1"]["tokens_per_s"], 1),
             "vs_hf_same_batch": round(s / out["hf_same_batch"]["tokens_per_s"], 2),
-            "native_vs_torch_attention": round(s / out["shopgen_torch_attention"]["tokens_per_s"], 2),
+            "native_vs_torch_ops": round(s / out["shopgen_torch_ops"]["tokens_per_s"], 2),
         }
         return out
 
@@ -188,7 +189,7 @@ def main() -> None:
         "model_shape_gflops": round(shapes / 1e9, 1), "model_shape_roofline_tokens_per_s": round(shapes / (2 * params)),
         "runs": [measure(c) for c in settings],
         "shopgen_batch_sweep": {b: ours(model, prompts, replace(cfg, batch_size=b), seed=0)
-                                for b in args.sweep if b != args.batch_size},
+                                for b in args.sweep if b != cfg.rows_per_step},
     }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -201,17 +202,16 @@ def main() -> None:
         "| sampler | guidance | rows | tokens/s | products/s |", "|---|---|---|---|---|",
     ]
     for run in result["runs"]:
-        g = run["sampling"]["guidance"]
-        for key, label in (("shopgen", f"shopgen, batch {args.batch_size}"),
-                           ("shopgen_torch_attention", f"shopgen, batch {args.batch_size}, torch attention"),
-                           ("hf_same_batch", f"HF generate, batch {args.batch_size}"), ("hf_batch_1", "HF generate, batch 1")):
+        g, batch = run["sampling"]["guidance"], run["batch"]
+        for key, label in (("shopgen", f"shopgen, batch {batch}"), ("shopgen_torch_ops", f"shopgen, batch {batch}, torch ops"),
+                           ("hf_same_batch", f"HF generate, batch {batch}"), ("hf_batch_1", "HF generate, batch 1")):
             r = run[key]
             lines.append(f"| {label} | {g} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
     for b, r in result["shopgen_batch_sweep"].items():
         lines.append(f"| shopgen, batch {b} | {cfg.guidance} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
     lines += [
         "", f"Roofline: {result['matmul_gflops']} GFLOP/s fp32 matmul / (2 x {params:,}) = "
-        f"{result['roofline_tokens_per_s']:,} tokens/s. The model's own matmuls at batch {args.batch_size} run at "
+        f"{result['roofline_tokens_per_s']:,} tokens/s. The model's own matmuls at {model_rows} rows run at "
         f"{result['model_shape_gflops']} GFLOP/s: {result['model_shape_roofline_tokens_per_s']:,} tokens/s is what a "
         "decoder step could reach with nothing else in it.", "",
     ]
@@ -221,8 +221,8 @@ def main() -> None:
             f"- guidance {run['sampling']['guidance']}: **{ratios['of_roofline']:.0%} of the roofline** "
             f"({ratios['of_roofline_counting_model_rows']:.0%} counting each model row a guided token costs; "
             f"{ratios['of_model_shape_roofline']:.0%} of the model-shape ceiling), **{ratios['vs_hf_batch_1']}x** HF "
-            f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size; the "
-            f"native attention kernel runs {ratios['native_vs_torch_attention']}x the torch-op attention."
+            f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size; with "
+            f"the native kernels (attention, draw) it runs {ratios['native_vs_torch_ops']}x its torch-op path."
         )
     lines += ["", "Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR` (a model "
               "`benchmarks/text_presets.py --save DIR` kept)."]

@@ -47,13 +47,13 @@ def test_tokenizer_round_trips_text_and_keeps_markers_whole(tokenizer, fmt):
 
 
 def _native_kernel():
-    """The compiled decode-attention kernel; CI machines have a C compiler, so there it must build."""
+    """The compiled native kernels; CI machines have a C compiler, so there they must build."""
     from shopgen.text import native
 
     fn = native.kernel()
     if fn is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("the native decode-attention kernel did not build")
+            pytest.fail("the native kernels did not build")
         pytest.skip("no C compiler here: the native kernel cannot be built")
     return fn
 
@@ -508,3 +508,39 @@ def test_blocked_top_k_equals_torch_top_k():
         assert torch.equal(logits.gather(-1, index), ref_values)
         assert torch.equal(index.sort(-1).values, ref_index.sort(-1).values)
 
+
+def test_native_draw_takes_the_token_at_its_uniform_of_the_kept_top_k_top_p_mass():
+    from shopgen.text import native
+
+    lib = _native_kernel()
+    torch.manual_seed(0)
+    logits = torch.randn(64, 5000) * 3
+    logits[:8, 3:] = float("-inf")  # rows with fewer allowed tokens than k, as after a ban list
+    uniforms = torch.rand(64, dtype=torch.float64)
+    k, top_p, temperature = 40, 0.9, 0.7
+    drawn = native.draw(lib, logits, uniforms, k, top_p, temperature)
+
+    values, index = logits.double().topk(k, dim=-1)
+    mass = ((values - values[:, :1]) / temperature).exp()
+    kept = mass * ((mass.cumsum(-1) - mass) <= top_p * mass.sum(-1, keepdim=True))
+    cumulative = kept.cumsum(-1)
+    pick = (cumulative > uniforms[:, None] * cumulative[:, -1:]).double().argmax(-1, keepdim=True)
+    assert torch.equal(drawn, index.gather(-1, pick).squeeze(-1))
+    assert bool((drawn[:8] < 3).all())
+
+
+def test_native_and_torch_draws_sample_the_same_distribution():
+    """Both are exact draws from the top-k, top-p distribution: over many draws their frequencies agree."""
+    from shopgen.text.sampler import _draw
+
+    lib = _native_kernel()
+    torch.manual_seed(1)
+    row = torch.randn(1, 300) * 2
+    cfg = SamplingConfig(top_k=20, top_p=0.8, temperature=1.3)
+    counts = []
+    for use in (lib, None):
+        gen = torch.Generator().manual_seed(0)
+        tokens = torch.cat([_draw(row.expand(4000, -1).clone(), cfg, gen, use) for _ in range(5)])
+        counts.append(torch.bincount(tokens, minlength=300).double() / len(tokens))
+    assert set(counts[0].nonzero().squeeze(1).tolist()) == set(counts[1].nonzero().squeeze(1).tolist())
+    assert 0.5 * float((counts[0] - counts[1]).abs().sum()) < 0.02  # total variation over 20,000 draws each

@@ -4,8 +4,9 @@ Each row walks through its fields: the field's marker is fed (forced), tokens ar
 token or the field's token cap, then the next marker. Rows stop independently. For GPT-2 a finished
 row's slot is refilled at once with the next waiting row (continuous batching), so the batch stays full
 while a few long descriptions finish; other models drop finished rows from their batch instead.
-Sampling is top-k, then top-p inside it, then `argmax(p / Exp(1))` (an exact categorical draw that
-avoids a sort over the whole vocabulary; see MEASURED.md).
+Sampling is top-k, then top-p inside it, then an exact categorical draw: in one native call per step
+where the kernels build (native.py: draw.c), else in torch ops, `argmax(p / Exp(1))` (no sort over the
+whole vocabulary; see MEASURED.md).
 
 Classifier-free guidance (`guidance` w > 0) samples from `(1 + w) * cond - w * uncond` logits: each row
 also runs after the empty prompt (every condition unknown), on the same tokens, and the difference
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from shopgen.text import native
 from shopgen.text.decoder import HFDecoder, SlotDecoder, closing_up
 
 COMPACT_SHARE = 4  # the fallback path compacts once a quarter of its batch has finished
 REFILL_SHARE = 0.125  # refill once 1/8 of slots is free: measured best or near-best on dmart and sample data
+MODEL_ROWS = 256  # rows a decoding step runs by default: 128 guided rows (each runs twice) or 256 unguided
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,9 @@ class SamplingConfig:
     category consistency in two runs (0.65 vs 0.63, 0.68 vs 0.64) and brings name distinct-2 nearer real
     text (0.93 vs 0.96-0.97; real 0.88), faster; a cooler temperature turns descriptions into stock
     phrases (65 % at 0.8, real 36 %).
-    Batch 128 ran 1.15-1.5x batch 64; batch 256 ran 0.94-1.16x batch 128 (two runs on a noisy machine)
-    for twice the KV cache (benchmarks/results/text_generation.md).
+    `batch_size` is rows per step; by default MODEL_ROWS model rows: guided, batch 128 ran 1.4x batch 64 and
+    1.1x batch 256; unguided, batch 256 ran 1.27x batch 128 (dmart `small`, 2,048 rows, 2 cores;
+    benchmarks/results/text_generation.md).
     Guidance 1 raised consistency from 0.59 to 0.67 and from 0.70 to 0.76 on two models, and cut stock-
     phrase descriptions (40 -> 35 %, 29 -> 23 %; real 36 %), for 1.8-2.0x the time; guidance 2 gained
     0.01 more on both and made one model's names repetitive (distinct-2 0.80, real 0.88)."""
@@ -48,12 +52,22 @@ class SamplingConfig:
     temperature: float = 1.0
     top_p: float = 0.95
     top_k: int = 50
-    batch_size: int = 128
+    batch_size: int | None = None
     guidance: float = 1.0
 
+    @property
+    def rows_per_step(self) -> int:
+        """`batch_size`, or MODEL_ROWS decoder rows: guidance runs each row twice."""
+        return self.batch_size or (MODEL_ROWS // 2 if self.guidance > 0 else MODEL_ROWS)
 
-def _draw(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator) -> torch.Tensor:
-    """One token per row; `logits` are the caller's scratch (divided in place by the temperature)."""
+
+def _draw(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator, lib=None) -> torch.Tensor:
+    """One token per row; `logits` are the caller's scratch (divided in place by the temperature).
+
+    With the native library `lib`, one seeded uniform per row picks the token in draw.c."""
+    if lib is not None:
+        uniforms = torch.rand(len(logits), generator=gen, dtype=torch.float64)
+        return native.draw(lib, logits.contiguous(), uniforms, cfg.top_k, cfg.top_p, cfg.temperature)
     if cfg.temperature != 1.0:
         logits.div_(max(cfg.temperature, 1e-5))
     values, index = _top_k(logits, min(cfg.top_k, logits.shape[-1]))
@@ -94,6 +108,8 @@ class _Walker:
         self.end, self.pad, self.null, self.cfg, self.gen = end_id, pad_id, null_id, cfg, gen
         self.bias = torch.zeros(vocab)
         self.bias[banned] = float("-inf")
+        lib = native.kernel()
+        self.native = lib if lib is not None and cfg.top_k <= lib.shopgen_draw_max_k() else None
 
     def start(self, n: int) -> dict[str, torch.Tensor]:
         zeros = torch.zeros(n, dtype=torch.long)
@@ -111,7 +127,7 @@ class _Walker:
         if bool(after_null.any()):  # a null value is one token: end right after it
             logits[after_null] = float("-inf")
             logits[after_null, self.end] = 0.0
-        sampled = _draw(logits, self.cfg, self.gen)
+        sampled = _draw(logits, self.cfg, self.gen, self.native)
         tok = torch.where(flen + 1 >= self.caps[field], torch.full_like(sampled, self.end), sampled)
         in_text = ~done & ~need_marker
         recorded = torch.where(in_text & (tok != self.end), tok, torch.full_like(tok, -1))
@@ -215,7 +231,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
     With guidance, the decoder is a `_GuidedSlots`.
     """
     queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
-    slots = min(cfg.batch_size, len(prompts))
+    slots = min(cfg.rows_per_step, len(prompts))
     longest = max(map(len, prompts)) + sum(f.max_tokens + 2 for f in fields) + 2
     if empty is None:
         decoder = SlotDecoder(model, slots, longest, walker.bias)
@@ -264,8 +280,8 @@ def _compacting(model, prompts, fields, walker, cfg, records, on_batch, empty) -
     With guidance, the batch's second half is its first half's shadows after the empty prompt.
     """
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    for start in range(0, len(order), cfg.batch_size):
-        rows = torch.tensor(order[start:start + cfg.batch_size])
+    for start in range(0, len(order), cfg.rows_per_step):
+        rows = torch.tensor(order[start:start + cfg.rows_per_step])
         n = len(rows)
         batch = [prompts[i] + [fields[0].marker_id] for i in rows.tolist()]
         if empty is not None:
