@@ -530,10 +530,15 @@ def test_native_draw_takes_the_token_at_its_uniform_of_the_kept_top_k_top_p_mass
 
 
 def test_native_and_torch_draws_sample_the_same_distribution():
-    """Both are exact draws from the top-k, top-p distribution: over many draws their frequencies agree."""
-    from shopgen.text.sampler import _draw
+    """Both are exact draws from the top-k, top-p distribution: over many draws their frequencies agree.
+    The sampler takes the native draw wherever the library built and top-k fits it."""
+    from shopgen.text.sampler import _draw, _Walker
 
     lib = _native_kernel()
+    fields = [FieldSpec(1, 4, False)]
+    assert _Walker(fields, 2, 0, 3, [0], 300, SamplingConfig(), torch.Generator()).native is lib
+    too_wide = SamplingConfig(top_k=lib.draw_max_k + 1)
+    assert _Walker(fields, 2, 0, 3, [0], 300, too_wide, torch.Generator()).native is None
     torch.manual_seed(1)
     row = torch.randn(1, 300) * 2
     cfg = SamplingConfig(top_k=20, top_p=0.8, temperature=1.3)

@@ -88,6 +88,7 @@ def kernel() -> ctypes.CDLL | None:
             lib.shopgen_draw.argtypes = [*[pointer] * 3, *[size] * 3, ctypes.c_double, ctypes.c_double, ctypes.c_int]
             lib.shopgen_draw.restype = None
             lib.shopgen_draw_max_k.restype = size
+            lib.draw_max_k = lib.shopgen_draw_max_k()  # read once: callers check top-k against it every step
         except (OSError, AttributeError) as exc:
             log.info("native kernels unavailable (%s)", exc)
             continue
@@ -117,7 +118,7 @@ def draw(lib: ctypes.CDLL, logits: torch.Tensor, uniforms: torch.Tensor, top_k: 
     `top_p` of their softmax (at `temperature`), the token where `uniforms` (rows,) falls in its mass."""
     rows, vocab = logits.shape
     if not (logits.is_contiguous() and logits.dtype == torch.float32 and uniforms.dtype == torch.float64
-            and uniforms.shape == (rows,) and uniforms.is_contiguous() and 1 <= top_k <= lib.shopgen_draw_max_k()):
+            and uniforms.shape == (rows,) and uniforms.is_contiguous() and 1 <= top_k <= lib.draw_max_k):
         raise ValueError("draw needs contiguous float32 logits, float64 uniforms per row and 1 <= top_k <= its maximum")
     out = torch.empty(rows, dtype=torch.int64)
     lib.shopgen_draw(logits.data_ptr(), uniforms.data_ptr(), out.data_ptr(), rows, vocab, min(top_k, vocab),

@@ -109,7 +109,7 @@ class _Walker:
         self.bias = torch.zeros(vocab)
         self.bias[banned] = float("-inf")
         lib = native.kernel()
-        self.native = lib if lib is not None and cfg.top_k <= lib.shopgen_draw_max_k() else None
+        self.native = lib if lib is not None and cfg.top_k <= lib.draw_max_k else None
 
     def start(self, n: int) -> dict[str, torch.Tensor]:
         zeros = torch.zeros(n, dtype=torch.long)
