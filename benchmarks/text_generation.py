@@ -3,13 +3,16 @@
 In one run, on one trained text model and the same rows and sampling settings (temperature, top-k,
 top-p, classifier-free guidance, stop at the end token or the field's cap), with guidance (the
 default) and without:
-- shopgen's batched sampler: tokens/s and products/s, with its attention and draw in the native kernels
-  (shopgen/text/native.py) and, for the same rows, in torch ops (SHOPGEN_NATIVE=0's path);
+- shopgen's batched sampler: tokens/s and products/s, in its default worker processes (one thread each,
+  shopgen/text/shards.py) and in one process on every thread; with its attention and draw in the native
+  kernels (shopgen/text/native.py) and, for the same rows, in torch ops (SHOPGEN_NATIVE=0's path);
 - HF `model.generate`, field by field (marker, text, end; then the next field), at batch 1 and at
   the same batch size as ours;
 - the roofline for this model: a measured fp32 matmul rate over 2 x parameters FLOPs per token;
-  the square-matmul rate is the machine's ceiling, and the rate of this model's own matmuls at the
-  sampling batch size (M = batch, K and N = the layer widths) is the ceiling a decoder step can reach.
+  the square-matmul rate is the machine's ceiling (probed at the start and at the end: the higher counts,
+  and a gap is flagged, since anything else running halves it), and the rate of this model's own matmuls
+  at the sampling batch size (M = batch, K and N = the layer widths; one thread, times the workers) is the
+  ceiling a decoder step can reach.
 Writes benchmarks/results/text_generation.{json,md}.
 
     python benchmarks/text_generation.py [--catalog dmart] [--preset small] [--train-seconds 300]
@@ -38,6 +41,7 @@ from shopgen.text import native  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.prompt import END, PAD  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
+from shopgen.text.shards import plan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -56,8 +60,19 @@ def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
     return best
 
 
-def shape_rate(model: torch.nn.Module, batch: int, repeats: int = 20) -> float:
-    """FLOP/s of the model's own weight matmuls at M = batch: what one decoder step can reach at best."""
+def shape_rate(model: torch.nn.Module, batch: int, workers: int, repeats: int = 20) -> float:
+    """FLOP/s of the model's own weight matmuls at M = batch: what one decoder step can reach at best.
+    Each worker runs one thread: one thread's rate times the workers (an upper bound: cores share memory)."""
+    threads = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(1)
+    try:
+        return workers * _shapes_rate(model, batch, repeats) if workers > 1 else _shapes_rate(model, batch, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int) -> float:
     shapes = [tuple(m.weight.shape) if type(m).__name__ == "Conv1D" else tuple(m.weight.shape[::-1])
               for m in model.modules() if type(m).__name__ in ("Conv1D", "Linear")]
     flops, seconds = 0.0, 0.0
@@ -160,36 +175,44 @@ def main() -> None:
     prompts = model._encode(model.format_.prompts(rows))
     cfg = SamplingConfig(batch_size=args.batch_size, guidance=args.guidance)  # the default: guided
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
-    rate = matmul_rate()
-    roofline = rate / (2 * params)
+    rate_start = matmul_rate()
+    workers = plan(len(prompts), cfg.workers)
     model_rows = cfg.rows_per_step * (2 if cfg.guidance > 0 else 1)
-    shapes = shape_rate(model.model_, model_rows)
+    shapes = shape_rate(model.model_, model_rows, workers)
 
     def measure(c: SamplingConfig) -> dict:
-        out = {"sampling": vars(c), "batch": c.rows_per_step, "shopgen": ours(model, prompts, c, seed=0),
-               "shopgen_torch_ops": ours(model, prompts, c, seed=0, native_kernels=False),
-               "hf_same_batch": hf(model, prompts[: args.hf_rows], c, c.rows_per_step, seed=0),
-               "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0)}
-        s = out["shopgen"]["tokens_per_s"]
-        rows = 2 if c.guidance > 0 else 1  # guidance runs each row twice: its ceiling is half the roofline
-        out["ratios"] = {
+        return {"sampling": vars(c), "batch": c.rows_per_step, "workers": workers,
+                "shopgen": ours(model, prompts, c, seed=0),
+                "shopgen_one_process": ours(model, prompts, replace(c, workers=1), seed=0),
+                "shopgen_torch_ops": ours(model, prompts, c, seed=0, native_kernels=False),
+                "hf_same_batch": hf(model, prompts[: args.hf_rows], c, c.rows_per_step, seed=0),
+                "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0)}
+
+    settings = [cfg] + ([replace(cfg, guidance=0.0)] if cfg.guidance > 0 else [])
+    runs = [measure(c) for c in settings]
+    sweep = {b: ours(model, prompts, replace(cfg, batch_size=b), seed=0) for b in args.sweep if b != cfg.rows_per_step}
+    rate_end = matmul_rate()
+    rate = max(rate_start, rate_end)
+    roofline = rate / (2 * params)
+    for run in runs:
+        s = run["shopgen"]["tokens_per_s"]
+        rows = 2 if run["sampling"]["guidance"] > 0 else 1  # guidance runs each row twice: its ceiling is half
+        run["ratios"] = {
             "of_roofline": round(s / roofline, 3),
             "of_roofline_counting_model_rows": round(rows * s / roofline, 3),
             "of_model_shape_roofline": round(rows * s * 2 * params / shapes, 3),
-            "vs_hf_batch_1": round(s / out["hf_batch_1"]["tokens_per_s"], 1),
-            "vs_hf_same_batch": round(s / out["hf_same_batch"]["tokens_per_s"], 2),
-            "native_vs_torch_ops": round(s / out["shopgen_torch_ops"]["tokens_per_s"], 2),
+            "vs_hf_batch_1": round(s / run["hf_batch_1"]["tokens_per_s"], 1),
+            "vs_hf_same_batch": round(s / run["hf_same_batch"]["tokens_per_s"], 2),
+            "native_vs_torch_ops": round(s / run["shopgen_torch_ops"]["tokens_per_s"], 2),
+            "workers_vs_one_process": round(s / run["shopgen_one_process"]["tokens_per_s"], 2),
         }
-        return out
-
-    settings = [cfg] + ([replace(cfg, guidance=0.0)] if cfg.guidance > 0 else [])
     result = {
-        "model": source, "parameters": params, "threads": torch.get_num_threads(),
-        "matmul_gflops": round(rate / 1e9, 1), "roofline_tokens_per_s": round(roofline),
+        "model": source, "parameters": params, "threads": torch.get_num_threads(), "workers": workers,
+        "matmul_gflops": round(rate / 1e9, 1),
+        "matmul_gflops_probes": [round(rate_start / 1e9, 1), round(rate_end / 1e9, 1)],
+        "roofline_tokens_per_s": round(roofline),
         "model_shape_gflops": round(shapes / 1e9, 1), "model_shape_roofline_tokens_per_s": round(shapes / (2 * params)),
-        "runs": [measure(c) for c in settings],
-        "shopgen_batch_sweep": {b: ours(model, prompts, replace(cfg, batch_size=b), seed=0)
-                                for b in args.sweep if b != cfg.rows_per_step},
+        "runs": runs, "shopgen_batch_sweep": sweep,
     }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -203,18 +226,25 @@ def main() -> None:
     ]
     for run in result["runs"]:
         g, batch = run["sampling"]["guidance"], run["batch"]
-        for key, label in (("shopgen", f"shopgen, batch {batch}"), ("shopgen_torch_ops", f"shopgen, batch {batch}, torch ops"),
+        for key, label in (("shopgen", f"shopgen, batch {batch}, {workers} workers"),
+                           ("shopgen_one_process", f"shopgen, batch {batch}, one process of {result['threads']} threads"),
+                           ("shopgen_torch_ops", f"shopgen, batch {batch}, {workers} workers, torch ops"),
                            ("hf_same_batch", f"HF generate, batch {batch}"), ("hf_batch_1", "HF generate, batch 1")):
             r = run[key]
             lines.append(f"| {label} | {g} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
     for b, r in result["shopgen_batch_sweep"].items():
-        lines.append(f"| shopgen, batch {b} | {cfg.guidance} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
+        lines.append(f"| shopgen, batch {b}, {workers} workers | {cfg.guidance} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
+    probes = result["matmul_gflops_probes"]
     lines += [
-        "", f"Roofline: {result['matmul_gflops']} GFLOP/s fp32 matmul / (2 x {params:,}) = "
-        f"{result['roofline_tokens_per_s']:,} tokens/s. The model's own matmuls at {model_rows} rows run at "
-        f"{result['model_shape_gflops']} GFLOP/s: {result['model_shape_roofline_tokens_per_s']:,} tokens/s is what a "
-        "decoder step could reach with nothing else in it.", "",
+        "", f"Roofline: {result['matmul_gflops']} GFLOP/s fp32 matmul (probes at start and end: {probes[0]}, "
+        f"{probes[1]}; the higher counts) / (2 x {params:,}) = {result['roofline_tokens_per_s']:,} tokens/s. The "
+        f"model's own matmuls at {model_rows} rows run at {result['model_shape_gflops']} GFLOP/s "
+        f"({workers} x one thread): {result['model_shape_roofline_tokens_per_s']:,} tokens/s is what decoder steps "
+        "could reach with nothing else in them.", "",
     ]
+    if min(probes) < 0.85 * max(probes):
+        lines += ["**The two probes differ by more than 15 %: something else ran on the machine; do not trust "
+                  "these ratios.**", ""]
     for run in result["runs"]:
         ratios = run["ratios"]
         lines.append(
@@ -222,7 +252,8 @@ def main() -> None:
             f"({ratios['of_roofline_counting_model_rows']:.0%} counting each model row a guided token costs; "
             f"{ratios['of_model_shape_roofline']:.0%} of the model-shape ceiling), **{ratios['vs_hf_batch_1']}x** HF "
             f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size; with "
-            f"the native kernels (attention, draw) it runs {ratios['native_vs_torch_ops']}x its torch-op path."
+            f"the native kernels (attention, draw) it runs {ratios['native_vs_torch_ops']}x its torch-op path; "
+            f"{workers} worker processes run {ratios['workers_vs_one_process']}x one process on all threads."
         )
     lines += ["", "Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR` (a model "
               "`benchmarks/text_presets.py --save DIR` kept)."]

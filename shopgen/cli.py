@@ -146,11 +146,12 @@ def sample(
     bundle: str = typer.Argument(..., help="Model bundle directory written by `shopgen fit`."),
     n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to write."),
     output: str = typer.Option(..., "-o", "--output", help="Output file (.csv, .parquet, .jsonl) or database URL (sqlite:///x.db, postgresql://…, mysql://…)."),
-    seed: int = typer.Option(0, help="Same seed and bundle give the same catalog."),
+    seed: int = typer.Option(0, help="Same seed, bundle and --text-workers give the same catalog."),
     where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
     temperature: float = typer.Option(None, min=0.05, max=5.0, help="Text sampling temperature (default: the bundle's, 1.0)."),
     top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's, 0.95)."),
     guidance: float = typer.Option(None, min=0.0, max=10.0, help="Text classifier-free guidance: how hard the text follows its row (default: the bundle's; 0 is off, each step then costs half)."),
+    text_workers: int = typer.Option(None, "--text-workers", min=1, help="Processes writing text, one thread each (default: one per core torch uses; the text depends on it, as on the seed)."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
     table: str = typer.Option(None, "--table", help="Table, when -o is a database (default: the schema's name)."),
     if_exists: str = typer.Option("fail", "--if-exists", help="When -o is a database and the table exists: fail, replace or append."),
@@ -177,7 +178,7 @@ def sample(
     t0 = time.perf_counter()
     synth = CatalogSynthesizer.load(bundle, show_progress=not quiet)
     catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies,
-                           temperature=temperature, top_p=top_p, guidance=guidance)
+                           temperature=temperature, top_p=top_p, guidance=guidance, text_workers=text_workers)
     write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=not quiet)
     where_to = target if isinstance(target, Path) else f"table {table!r} in {target}"
     s = synth.last_sample_stats_

@@ -87,16 +87,20 @@ class CatalogSynthesizer:
     def sample(
         self, n: int, seed: int = 0, conditions: Conditions | None = None, allow_copies: bool = False,
         temperature: float | None = None, top_p: float | None = None, guidance: float | None = None,
+        text_workers: int | None = None,
     ) -> pd.DataFrame:
         """Exactly `n` valid rows, each meeting `conditions` (e.g. {"category": "Shoes", "price": (10, 50)}).
 
-        The same seed gives the same catalog. Texts are written for the conditioned rows, so they agree
-        with the conditions too.
+        The same seed and `text_workers` give the same catalog. Texts are written for the conditioned rows,
+        so they agree with the conditions too. `text_workers`: processes writing text, one thread each
+        (default: one per torch thread).
         """
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")
         if guidance is not None and guidance < 0:
             raise ShopgenError(f"guidance {guidance} is negative; use 0 (off) or more (e.g. 1.0)")
+        if text_workers is not None and text_workers < 1:
+            raise ShopgenError(f"text_workers {text_workers} is below 1; use 1 (sample in this process) or more")
         conditions = check(conditions, self.schema) if conditions else None
         sampling = None
         if self.text_model_ is not None:
@@ -105,6 +109,7 @@ class CatalogSynthesizer:
                 base, temperature=base.temperature if temperature is None else temperature,
                 top_p=base.top_p if top_p is None else top_p,
                 guidance=base.guidance if guidance is None else guidance,
+                workers=base.workers if text_workers is None else text_workers,
             )
         rng = np.random.default_rng(seed)
         seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}

@@ -103,10 +103,11 @@ def render_and_run(op, **context):
 def test_sample_validate_seed_operators(af, tiny_synth, tmp_path):
     ops, _, _ = af
     _, bundle = tiny_synth
-    ctx = {"ds": LOGICAL_DATE, "params": {"rows": 20, "seed": 3, "work": str(tmp_path)}}
+    ctx = {"ds": LOGICAL_DATE, "params": {"rows": 20, "seed": 3, "work": str(tmp_path), "workers": 2}}
     sampled = render_and_run(ops.ShopgenSampleOperator(
         task_id="sample", bundle=str(bundle), rows="{{ params.rows }}", seed="{{ params.seed }}",
         output="{{ params.work }}/{{ ds }}/catalog.csv", conditions={"category": "{{ 'Books' }}"},
+        text_workers="{{ params.workers }}",  # two processes write the text inside the task
     ), **ctx)
     path = tmp_path / LOGICAL_DATE / "catalog.csv"
     catalog = pd.read_csv(path)

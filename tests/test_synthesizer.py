@@ -78,3 +78,14 @@ def test_sampling_temperature_applies_to_one_call_only(tiny_synth):
     assert synth.sample(30, seed=4).equals(base)
     with pytest.raises(ShopgenError, match="guidance -1.0 is negative"):
         synth.sample(3, seed=4, guidance=-1.0)
+
+
+def test_text_workers_give_the_same_catalog_for_the_same_seed(tiny_synth):
+    """Two worker processes write the text of 40 rows; the seed and the worker count fix it."""
+    synth, _ = tiny_synth
+    two = synth.sample(40, seed=5, text_workers=2)
+    assert len(two) == 40 and two["name"].notna().all()
+    assert synth.sample(40, seed=5, text_workers=2).equals(two)
+    assert not synth.sample(40, seed=5, text_workers=1)["name"].equals(two["name"])
+    with pytest.raises(ShopgenError, match="text_workers 0 is below 1"):
+        synth.sample(3, seed=4, text_workers=0)

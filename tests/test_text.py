@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import numpy as np
@@ -549,3 +550,57 @@ def test_native_and_torch_draws_sample_the_same_distribution():
         counts.append(torch.bincount(tokens, minlength=300).double() / len(tokens))
     assert set(counts[0].nonzero().squeeze(1).tolist()) == set(counts[1].nonzero().squeeze(1).tolist())
     assert 0.5 * float((counts[0] - counts[1]).abs().sum()) < 0.02  # total variation over 20,000 draws each
+
+
+def _sharded(model, tokenizer, prompts, cfg, seed, on_batch=None):
+    from shopgen.text.shards import generate_sharded
+
+    tid = tokenizer.convert_tokens_to_ids
+    fields = [FieldSpec(tid(marker("name")), 8, False), FieldSpec(tid(marker("description")), 12, True)]
+    return generate_sharded(
+        model, prompts, fields, end_id=tid(END), pad_id=tid(PAD), null_id=tid(NULL), banned_ids=[tid(PAD)],
+        cfg=cfg, generator=torch.Generator().manual_seed(seed), empty_prompt=[tid(NULL)], on_batch=on_batch,
+    )
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_worker_processes_write_each_row_from_its_own_prompt(tokenizer, fmt, sample_df, start, monkeypatch):
+    """Greedy text depends only on the row: sharded over 3 workers it must equal one process's, in row order."""
+    from shopgen.text import shards
+
+    monkeypatch.setattr(shards, "START_METHOD", start)
+    model = _tiny_lm(len(tokenizer), seed=3)
+    prompts = tokenizer(fmt.prompts(sample_df.head(11)), add_special_tokens=False)["input_ids"]
+    greedy = SamplingConfig(top_k=1, batch_size=4, workers=1)
+    here = _sharded(model, tokenizer, prompts, greedy, seed=0)
+    finished, children = [], []
+
+    def progress(n: int) -> None:
+        finished.append(n)
+        children.append(len(multiprocessing.active_children()))
+
+    sharded = _sharded(model, tokenizer, prompts, SamplingConfig(top_k=1, batch_size=4, workers=3), 0, progress)
+    assert sharded == here
+    assert sum(finished) == len(prompts) and len(set(map(tuple, (r[0] for r in here)))) > 1
+    assert max(children) == 3, "three worker processes wrote the rows"
+
+
+def test_worker_processes_are_seeded_and_pass_errors_on(tokenizer, fmt, sample_df):
+    model = _tiny_lm(len(tokenizer), seed=3)
+    prompts = tokenizer(fmt.prompts(sample_df.head(12)), add_special_tokens=False)["input_ids"]
+    cfg = SamplingConfig(batch_size=4, workers=2)
+    out = _sharded(model, tokenizer, prompts, cfg, seed=1)
+    assert _sharded(model, tokenizer, prompts, cfg, seed=1) == out
+    assert _sharded(model, tokenizer, prompts, cfg, seed=2) != out
+    with pytest.raises(IndexError):  # a token id past the vocabulary fails in its worker, and here
+        _sharded(model, tokenizer, prompts[:-1] + [[len(tokenizer) + 5]], cfg, seed=1)
+
+
+def test_workers_default_to_one_per_thread_when_each_gets_enough_rows(monkeypatch):
+    from shopgen.text.shards import MIN_SHARD_ROWS, plan
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert plan(10 * MIN_SHARD_ROWS, None) == 4
+    assert plan(2 * MIN_SHARD_ROWS, None) == 2
+    assert plan(MIN_SHARD_ROWS - 1, None) == 1
+    assert plan(5, 8) == 5 and plan(100, 3) == 3

@@ -24,7 +24,8 @@ from shopgen.schema import CatalogSchema
 from shopgen.text.guard import BOILERPLATE_SHARE, CopyGuard
 from shopgen.text.precision import resolve as resolve_precision
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
-from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
+from shopgen.text.sampler import FieldSpec, SamplingConfig
+from shopgen.text.shards import generate_sharded
 from shopgen.text.tokenizer import load_base_tokenizer, train_tokenizer
 from shopgen.text.train import IGNORE, Seq, TrainStats, train_lm
 
@@ -191,7 +192,7 @@ class TextModel:
         if cfg.guidance > 0 and not self.unconditional_share_:
             raise ShopgenError("this text model was trained without unconditional rows, so it cannot sample "
                                "with guidance; sample with guidance 0 or refit it")
-        return generate_fields(
+        return generate_sharded(
             self.model_, prompts, self.field_specs(),
             end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=banned,
             cfg=cfg, generator=gen, on_batch=on_batch, empty_prompt=self._empty_prompt_ids(),

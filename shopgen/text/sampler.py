@@ -47,13 +47,16 @@ class SamplingConfig:
     dmart `small`, 2,048 rows, 2 cores on a noisy VM (benchmarks/results/text_generation.md).
     Guidance 1 raised consistency from 0.59 to 0.67 and from 0.70 to 0.76 on two models, and cut stock-
     phrase descriptions (40 -> 35 %, 29 -> 23 %; real 36 %), for 1.8-2.0x the time; guidance 2 gained
-    0.01 more on both and made one model's names repetitive (distinct-2 0.80, real 0.88)."""
+    0.01 more on both and made one model's names repetitive (distinct-2 0.80, real 0.88).
+    `workers` is processes of one thread each, each sampling a shard of the rows (shards.py); by default one
+    per torch thread."""
 
     temperature: float = 1.0
     top_p: float = 0.95
     top_k: int = 50
     batch_size: int | None = None
     guidance: float = 1.0
+    workers: int | None = None
 
     @property
     def rows_per_step(self) -> int:
