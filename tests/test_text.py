@@ -420,7 +420,8 @@ def test_copy_guard_lets_stock_phrases_through_only_when_asked():
     assert CopyGuard.from_texts(texts[:4] + texts[6:], boilerplate_share=0.01).copies(["india"]) == [True]
 
 
-def test_slot_decoder_grouped_attention_matches_the_hf_forward():
+@pytest.mark.parametrize("attention", ["torch"], indirect=True)  # the torch path, where slot order matters
+def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
     """Slots of very different lengths attend in groups of neighbours, each over its own span, in any
     order; after some rows finish, `compact` closes the rest up in place: the same logits as the model's
     forward on each row's sequence."""
@@ -430,7 +431,7 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward():
     torch.manual_seed(2)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (3, 70, 5, 40, 9, 2, 66, 20) * 3]
     dec = SlotDecoder(model, len(seqs), 80)
-    dec.native = None  # the torch path, where slot order matters
+    assert dec.native is None
     dec.prefill(torch.arange(len(seqs)), seqs)
     assert len(_groups(dec.lengths)) > 1
     for step in range(2):
@@ -454,7 +455,7 @@ def test_native_kernel_refuses_a_full_cache_and_writes_no_cell_past_it():
     from shopgen.text import native
 
     fn = _native_kernel()
-    k, v = torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8)
+    k, v = torch.zeros(2, 2, 4, 8, dtype=torch.float16), torch.zeros(2, 2, 4, 8, dtype=torch.float16)
     qkv = torch.ones(2, 3 * 16)
     native.decode_attention(fn, qkv, k, v, torch.tensor([3, 0]), 1.0)
     assert k[0, :, 3].eq(1).all() and k[1, :, 0].eq(1).all()
@@ -462,6 +463,42 @@ def test_native_kernel_refuses_a_full_cache_and_writes_no_cell_past_it():
     with pytest.raises(IndexError, match="cache is full"):
         native.decode_attention(fn, qkv, k, v, torch.tensor([4, 1]), 1.0)
     assert k[0].eq(0).all() and k[1, :, 1].eq(1).all()
+
+
+def test_native_kernel_keeps_an_fp16_cache_and_its_portable_build_agrees(tmp_path):
+    """The cache holds each key and value rounded to fp16 (nearest even), and attention over it is the
+    float attention of those values. The build without -march=native (no F16C: the conversions in plain C,
+    as on machines without it) writes the same bits and gives the same output."""
+    from shopgen.text import native
+
+    fast = _native_kernel()
+    compiler = os.environ.get("CC") or "cc"
+    assert native._build(compiler, native.FLAG_SETS[1], tmp_path / "portable.so")
+    portable = native._load(tmp_path / "portable.so")
+    torch.manual_seed(0)
+    slots, heads, span, dim = 3, 2, 6, 64
+    qkv = torch.randn(slots, 3 * heads * dim) * 3
+    # subnormal, overflow, rounding, into the value of slot 1, whose only cell is the new one (weight 1)
+    qkv[1, 2 * heads * dim: 2 * heads * dim + 4] = torch.tensor([1e-6, -3e-7, 7e4, 1 / 3])
+    pos = torch.tensor([5, 0, 2])
+    history = torch.randn(slots, heads, span, dim).half()
+    outs, caches = [], []
+    for lib in (fast, portable):
+        k, v = history.clone(), history.flip(-1).contiguous()
+        outs.append(native.decode_attention(lib, qkv, k, v, pos, dim**-0.5))
+        caches.append((k, v))
+    assert torch.equal(caches[0][0].view(torch.int16), caches[1][0].view(torch.int16))
+    assert torch.equal(caches[0][1].view(torch.int16), caches[1][1].view(torch.int16))
+    k, v = caches[0]
+    new_k = qkv[:, heads * dim: 2 * heads * dim].view(slots, heads, dim)
+    assert torch.equal(k[torch.arange(slots), :, pos], new_k.half())  # torch's own rounding to fp16
+    assert torch.equal(v[1, 0, 0, :4], torch.tensor([1e-6, -3e-7, float("inf"), 1 / 3]).half())
+    for b in range(slots):
+        n = int(pos[b]) + 1
+        q = qkv[b, : heads * dim].view(heads, 1, dim)
+        ref = torch.softmax(q @ k[b, :, :n].float().transpose(-1, -2) * dim**-0.5, -1) @ v[b, :, :n].float()
+        assert torch.allclose(outs[0][b], ref.reshape(-1), atol=1e-5)
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
 
 
 def test_native_kernel_builds_into_an_empty_cache(tmp_path, monkeypatch):

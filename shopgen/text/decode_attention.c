@@ -4,8 +4,13 @@
    one call per layer. Built at first use by shopgen/text/native.py (cc -O3 -march=native -fopenmp); the
    parallel loop runs on the OpenMP runtime torch already loaded (same soname), so it shares torch's threads.
 
+   The cache is half precision (IEEE fp16: 11 significant bits; keys and values of a LayerNorm'd model sit far
+   inside its range): a step reads every slot's whole history from memory, and at 256 slots that read, not
+   the arithmetic, was most of the attention's time. While one (slot, head) is computed, the next one's
+   history is prefetched.
+
    qkv:  (B, 3*H*D)   the c_attn output of the token fed to each slot (q | k | v, heads inside each)
-   k, v: (B, H, S, D) this layer's cache; cells 0..pos[b]-1 of slot b hold its history
+   k, v: (B, H, S, D) this layer's cache, fp16; cells 0..pos[b]-1 of slot b hold its history
    pos:  (B,)         the cell the fed token takes
    out:  (B, H*D)     softmax(q k^T * scale) v per head: the layout c_proj takes
    Returns how many (slot, head) pairs had no cell left (pos >= S); those are not written.
@@ -14,16 +19,95 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline void attend_one(const float *restrict q, const float *restrict kc, const float *restrict vc,
+typedef uint16_t half; /* IEEE binary16 bits */
+
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+#define HALF_LANES 8
+static inline __m256 load_half8(const half *x) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x)); }
+#ifdef __FMA__
+#define MADD(a, b, c) _mm256_fmadd_ps(a, b, c)
+#else
+#define MADD(a, b, c) _mm256_add_ps(_mm256_mul_ps(a, b), c)
+#endif
+static inline float half_to_float(half h) { return _cvtsh_ss(h); }
+static inline half float_to_half(float f) { return (half)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+#else
+#define HALF_LANES 0
+/* Portable conversions (round to nearest even; no vector path): machines without F16C. */
+static inline float half_to_float(half h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f)
+        bits = sign | 0x7f800000 | (man << 13);
+    else if (exp)
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    else {
+        const float f = (float)man * 5.9604644775390625e-8f; /* 2^-24: zero and subnormals */
+        return sign ? -f : f;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+static inline half float_to_half(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    const uint32_t sign = (bits >> 16) & 0x8000;
+    const float a = fabsf(f);
+    if (!(a < 65520.0f))
+        return (half)(sign | (a != a ? 0x7e00 : 0x7c00));
+    if (a < 6.103515625e-05f) /* 2^-14: subnormal, in units of 2^-24 */
+        return (half)(sign | (uint32_t)nearbyintf(a * 16777216.0f));
+    uint32_t u = bits & 0x7fffffff;
+    u += 0xfff + ((u >> 13) & 1); /* round the 13 dropped bits to nearest even */
+    return (half)(sign | ((u >> 13) - (112 << 10)));
+}
+#endif
+
+/* q . k over D, with k in half precision. */
+static inline float dot_half(const float *restrict q, const half *restrict k, int64_t D)
+{
+    float s = 0.0f;
+    int64_t j = 0;
+#if HALF_LANES
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    for (; j + 16 <= D; j += 16) {
+        a = MADD(_mm256_loadu_ps(q + j), load_half8(k + j), a);
+        b = MADD(_mm256_loadu_ps(q + j + 8), load_half8(k + j + 8), b);
+    }
+    for (; j + 8 <= D; j += 8)
+        a = MADD(_mm256_loadu_ps(q + j), load_half8(k + j), a);
+    a = _mm256_add_ps(a, b);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    s = _mm_cvtss_f32(r);
+#endif
+    for (; j < D; j++) s += q[j] * half_to_float(k[j]);
+    return s;
+}
+
+/* o += p * v over D, with v in half precision. */
+static inline void madd_half(float p, const half *restrict v, float *restrict o, int64_t D)
+{
+    int64_t j = 0;
+#if HALF_LANES
+    const __m256 pp = _mm256_set1_ps(p);
+    for (; j + 8 <= D; j += 8)
+        _mm256_storeu_ps(o + j, MADD(pp, load_half8(v + j), _mm256_loadu_ps(o + j)));
+#endif
+    for (; j < D; j++) o[j] += p * half_to_float(v[j]);
+}
+
+static inline void attend_one(const float *restrict q, const half *restrict kc, const half *restrict vc,
                               int64_t n, int64_t D, float scale, float *restrict scores, float *restrict o)
 {
     float best = -INFINITY;
     for (int64_t t = 0; t < n; t++) {
-        const float *restrict kt = kc + t * D;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < D; j++) s += q[j] * kt[j];
-        s *= scale;
+        const float s = dot_half(q, kc + t * D, D) * scale;
         scores[t] = s;
         best = s > best ? s : best;
     }
@@ -34,12 +118,8 @@ static inline void attend_one(const float *restrict q, const float *restrict kc,
         total += e;
     }
     for (int64_t j = 0; j < D; j++) o[j] = 0.0f;
-    for (int64_t t = 0; t < n; t++) {
-        const float *restrict vt = vc + t * D;
-        const float p = scores[t];
-#pragma omp simd
-        for (int64_t j = 0; j < D; j++) o[j] += p * vt[j];
-    }
+    for (int64_t t = 0; t < n; t++)
+        madd_half(scores[t], vc + t * D, o, D);
     const float inv = 1.0f / total;
 #pragma omp simd
     for (int64_t j = 0; j < D; j++) o[j] *= inv;
@@ -48,22 +128,41 @@ static inline void attend_one(const float *restrict q, const float *restrict kc,
 /* Head sizes of the presets get a constant trip count, so the inner loops unroll into registers. */
 #define ATTEND(DIM) attend_one(q, kc, vc, n, DIM, scale, scores, o)
 
-int64_t shopgen_decode_attention(const float *qkv, float *k, float *v, const int64_t *pos, float *out, int64_t B,
+/* Ask for the cached history of (slot, head) i, to arrive while the one before it is computed. */
+static inline void prefetch_history(const half *k, const half *v, const int64_t *pos, int64_t i, int64_t H,
+                                    int64_t D, int64_t S)
+{
+    const int64_t at = pos[i / H];
+    if (at <= 0 || at >= S)
+        return;
+    const char *kc = (const char *)(k + i * S * D), *vc = (const char *)(v + i * S * D);
+    const int64_t bytes = at * D * (int64_t)sizeof(half);
+    for (int64_t off = 0; off < bytes; off += 64) {
+        __builtin_prefetch(kc + off);
+        __builtin_prefetch(vc + off);
+    }
+}
+
+int64_t shopgen_decode_attention(const float *qkv, half *k, half *v, const int64_t *pos, float *out, int64_t B,
                                  int64_t H, int64_t D, int64_t S, float scale, int threads)
 {
     int64_t overflow = 0;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+ : overflow)
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : overflow)
     for (int64_t i = 0; i < B * H; i++) {
+        if (i + 1 < B * H)
+            prefetch_history(k, v, pos, i + 1, H, D, S);
         const int64_t b = i / H, h = i % H, at = pos[b], n = at + 1;
         if (at < 0 || at >= S) {
             overflow++;
             continue;
         }
         const float *q = qkv + b * 3 * H * D + h * D;
-        float *kc = k + (b * H + h) * S * D, *vc = v + (b * H + h) * S * D;
+        half *kc = k + (b * H + h) * S * D, *vc = v + (b * H + h) * S * D;
         float *o = out + b * H * D + h * D;
-        memcpy(kc + at * D, q + H * D, (size_t)D * sizeof(float));
-        memcpy(vc + at * D, q + 2 * H * D, (size_t)D * sizeof(float));
+        for (int64_t j = 0; j < D; j++) {
+            kc[at * D + j] = float_to_half(q[H * D + j]);
+            vc[at * D + j] = float_to_half(q[2 * H * D + j]);
+        }
         float scores[n];
         switch (D) {
         case 32: ATTEND(32); break;

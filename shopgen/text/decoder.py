@@ -57,10 +57,11 @@ class SlotDecoder:
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
         # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one.
         self.gelu = "none" if cfg.activation_function == "gelu" else "tanh"
-        shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
-        self.k, self.v = torch.zeros(shape), torch.zeros(shape)  # masked cells still enter 0 * value
-        self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
         self.native = native.kernel()
+        shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
+        dtype = torch.float32 if self.native is None else native.CACHE_DTYPE  # the kernel's cache is fp16
+        self.k, self.v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)  # masked cells still enter 0 * value
+        self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
 
     @staticmethod
     def supports(model: torch.nn.Module) -> bool:
@@ -138,8 +139,8 @@ class SlotDecoder:
         x = self.t.wte(ids) + self.t.wpe(torch.arange(width))
         for i, block in enumerate(self.t.h):
             q, k, v = self._qkv(block, x)
-            self.k[i, slots, :, :width] = k
-            self.v[i, slots, :, :width] = v
+            self.k[i, slots, :, :width] = k.to(self.k.dtype)
+            self.v[i, slots, :, :width] = v.to(self.v.dtype)
             x = self._finish(block, x, self._merged(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
         self.lengths[slots] = torch.tensor([len(p) for p in prefixes])
 

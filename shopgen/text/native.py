@@ -36,6 +36,7 @@ FLAG_SETS = (  # the first that builds wins: not every compiler knows -march=nat
     ["-O3", "-fPIC", "-shared", "-std=gnu11"],  # one thread, still one call per layer
 )
 log = logging.getLogger(__name__)
+CACHE_DTYPE = torch.float16  # what decode_attention.c keeps keys and values in
 
 
 def cache_dir() -> Path:
@@ -81,30 +82,33 @@ def kernel() -> ctypes.CDLL | None:
         try:
             if not target.exists() and not _build(compiler, flags, target):
                 continue
-            lib = ctypes.CDLL(str(target))  # torch's OpenMP runtime is loaded first: the library shares it
-            pointer, size = ctypes.c_void_p, ctypes.c_int64
-            lib.shopgen_decode_attention.argtypes = [*[pointer] * 5, *[size] * 4, ctypes.c_float, ctypes.c_int]
-            lib.shopgen_decode_attention.restype = size
-            lib.shopgen_draw.argtypes = [*[pointer] * 3, *[size] * 3, ctypes.c_double, ctypes.c_double, ctypes.c_int]
-            lib.shopgen_draw.restype = None
-            lib.shopgen_draw_max_k.restype = size
-            lib.draw_max_k = lib.shopgen_draw_max_k()  # read once: callers check top-k against it every step
+            return _load(target)
         except (OSError, AttributeError) as exc:
             log.info("native kernels unavailable (%s)", exc)
-            continue
-        return lib
     return None
+
+
+def _load(target: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(target))  # torch's OpenMP runtime is loaded first: the library shares it
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    lib.shopgen_decode_attention.argtypes = [*[pointer] * 5, *[size] * 4, ctypes.c_float, ctypes.c_int]
+    lib.shopgen_decode_attention.restype = size
+    lib.shopgen_draw.argtypes = [*[pointer] * 3, *[size] * 3, ctypes.c_double, ctypes.c_double, ctypes.c_int]
+    lib.shopgen_draw.restype = None
+    lib.shopgen_draw_max_k.restype = size
+    lib.draw_max_k = lib.shopgen_draw_max_k()  # read once: callers check top-k against it every step
+    return lib
 
 
 def decode_attention(lib: ctypes.CDLL, qkv: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                      pos: torch.Tensor, scale: float) -> torch.Tensor:
     """Write each slot's new key and value at `pos` into the layer cache `k`, `v` (slots, heads, span,
-    head_dim) and return its attention output, (slots, heads * head_dim). All float32 and contiguous."""
+    head_dim; float16) and return its attention output, (slots, heads * head_dim). All contiguous."""
     slots, heads, span, dim = k.shape
     if not (qkv.is_contiguous() and k.is_contiguous() and v.is_contiguous() and pos.is_contiguous()
-            and qkv.dtype == k.dtype == v.dtype == torch.float32 and pos.dtype == torch.int64
+            and qkv.dtype == torch.float32 and k.dtype == v.dtype == CACHE_DTYPE and pos.dtype == torch.int64
             and qkv.shape == (slots, 3 * heads * dim) and pos.shape == (slots,)):
-        raise ValueError("decode_attention needs contiguous float32 qkv (slots, 3*d), caches and int64 positions")
+        raise ValueError("decode_attention needs contiguous float32 qkv (slots, 3*d), float16 caches and int64 positions")
     out = torch.empty(slots, heads * dim)
     if lib.shopgen_decode_attention(qkv.data_ptr(), k.data_ptr(), v.data_ptr(), pos.data_ptr(), out.data_ptr(),
                                     slots, heads, dim, span, scale, torch.get_num_threads()):
