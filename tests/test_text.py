@@ -501,6 +501,20 @@ def test_native_kernel_keeps_an_fp16_cache_and_its_portable_build_agrees(tmp_pat
     assert torch.allclose(outs[0], outs[1], atol=1e-5)
 
 
+def test_native_gelu_is_torchs_tanh_gelu():
+    from shopgen.text import native
+
+    fn = _native_kernel()
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(5000) * 3, torch.tensor([0.0, -0.0, 1e-30, -1e-30, -12.0, 12.0, -95.0, 95.0, 3e4])])
+    out = native.gelu_tanh_(fn, x.clone())
+    # torch's float kernel rounds 1 + tanh(u) to 0 below x ~ -5 (true values ~1e-7): hence the atol
+    assert torch.allclose(out, torch.nn.functional.gelu(x, approximate="tanh"), rtol=2e-6, atol=3e-7)
+    d = x.double()  # 0.5 x (1 + tanh u) = x sigmoid(2u), tiny values included, to the rounding of u in float
+    exact = d * torch.sigmoid(2 * (2 / torch.pi) ** 0.5 * (d + 0.044715 * d**3))
+    assert torch.allclose(out.double(), exact, rtol=1e-5, atol=1e-30)  # u rounded to float: ~60 x 1e-7
+
+
 def test_native_kernel_builds_into_an_empty_cache(tmp_path, monkeypatch):
     """On a machine with a C compiler (every CI machine) the kernel builds from source, once, into the cache."""
     from shopgen.text import native

@@ -81,7 +81,12 @@ class SlotDecoder:
         """The rest of a block after attention; `att` has heads merged, in `x`'s layout."""
         x = x + block.attn.c_proj(att)
         mlp = block.mlp
-        return x + mlp.c_proj(F.gelu(mlp.c_fc(block.ln_2(x)), approximate=self.gelu))
+        h = mlp.c_fc(block.ln_2(x))
+        if self.native is not None and self.gelu == "tanh":
+            h = native.gelu_tanh_(self.native, h)
+        else:
+            h = F.gelu(h, approximate=self.gelu)
+        return x + mlp.c_proj(h)
 
     @staticmethod
     def _merged(att: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,10 @@
   layer that writes the new key and value and reads each slot's own history once.
 - draw.c: top-k, top-p and the categorical draw of every row in one pass over its logits, where torch
   takes ~15 calls a step.
+- gelu.c: GPT-2's tanh GELU in one vectorised pass: 1.0 ms less a step at 256 slots on one thread
+  (26.7 against 25.7 ms, paired, dmart `small`).
 
-Both go into one library, built with the machine's C compiler (`cc -O3 -march=native -fopenmp`, 0.2 s on
+All go into one library, built with the machine's C compiler (`cc -O3 -march=native -fopenmp`, 0.2 s on
 a project machine) into $SHOPGEN_CACHE_DIR, else $XDG_CACHE_HOME/shopgen, else ~/.cache/shopgen, under a
 name keyed by the sources, the flags and the CPU. Nothing is downloaded. Without a compiler, or with
 SHOPGEN_NATIVE=0, `kernel()` is None and the sampler keeps its torch path (same results to float
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("decode_attention.c", "draw.c"))
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("decode_attention.c", "draw.c", "gelu.c"))
 FLAG_SETS = (  # the first that builds wins: not every compiler knows -march=native or has OpenMP (Apple clang)
     ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
     ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
@@ -68,7 +70,8 @@ def _build(compiler: str, flags: list[str], target: Path) -> bool:
 
 @cache
 def kernel() -> ctypes.CDLL | None:
-    """The compiled library (`shopgen_decode_attention`, `shopgen_draw`), or None where it cannot be built here."""
+    """The compiled library (`shopgen_decode_attention`, `shopgen_draw`, `shopgen_gelu_tanh`), or None where it
+    cannot be built here."""
     if os.environ.get("SHOPGEN_NATIVE", "1") == "0":
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
@@ -97,6 +100,8 @@ def _load(target: Path) -> ctypes.CDLL:
     lib.shopgen_draw.restype = None
     lib.shopgen_draw_max_k.restype = size
     lib.draw_max_k = lib.shopgen_draw_max_k()  # read once: callers check top-k against it every step
+    lib.shopgen_gelu_tanh.argtypes = [pointer, size]
+    lib.shopgen_gelu_tanh.restype = None
     return lib
 
 
@@ -128,3 +133,11 @@ def draw(lib: ctypes.CDLL, logits: torch.Tensor, uniforms: torch.Tensor, top_k: 
     lib.shopgen_draw(logits.data_ptr(), uniforms.data_ptr(), out.data_ptr(), rows, vocab, min(top_k, vocab),
                      top_p, 1.0 / max(temperature, 1e-5), torch.get_num_threads())
     return out
+
+
+def gelu_tanh_(lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
+    """`x` (contiguous float32) replaced by gelu(x, approximate="tanh"); returns it."""
+    if not (x.is_contiguous() and x.dtype == torch.float32):
+        raise ValueError("gelu_tanh_ needs a contiguous float32 tensor")
+    lib.shopgen_gelu_tanh(x.data_ptr(), x.numel())
+    return x
