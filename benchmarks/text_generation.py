@@ -10,7 +10,7 @@ default) and without:
   the same batch size as ours;
 - the roofline for this model: a measured fp32 matmul rate over 2 x parameters FLOPs per token;
   the square-matmul rate is the machine's ceiling (probed at the start and at the end: the higher counts,
-  and a gap is flagged, since anything else running halves it), and the rate of this model's own matmuls
+  and a gap is flagged: anything else running halves it, and this VM's own rate moved 16 % in one run), and the rate of this model's own matmuls
   at the sampling batch size (M = batch, K and N = the layer widths; one thread, times the workers) is the
   ceiling a decoder step can reach.
 Writes benchmarks/results/text_generation.{json,md}.
@@ -243,8 +243,8 @@ def main() -> None:
         "could reach with nothing else in them.", "",
     ]
     if min(probes) < 0.85 * max(probes):
-        lines += ["**The two probes differ by more than 15 %: something else ran on the machine; do not trust "
-                  "these ratios.**", ""]
+        lines += ["**The two probes differ by more than 15 %: the machine's speed changed during the run (another "
+                  "process, or the VM's host), and the ratios to the roofline are uncertain by as much.**", ""]
     for run in result["runs"]:
         ratios = run["ratios"]
         lines.append(
