@@ -71,7 +71,8 @@ def test_copy_guard_keeps_training_text_out_of_samples(tiny_synth, sample_df):
 def test_sampling_temperature_applies_to_one_call_only(tiny_synth):
     synth, _ = tiny_synth
     base = synth.sample(30, seed=4)
-    cold = synth.sample(30, seed=4, temperature=0.2, top_p=0.5)
+    # this cold, a 20-second model writes mostly training texts: the guard may fail to redraw them all
+    cold = synth.sample(30, seed=4, temperature=0.2, top_p=0.5, allow_copies=True)
     assert not cold["name"].equals(base["name"])
     unguided = synth.sample(30, seed=4, guidance=0.0)
     assert synth.text_model_.sampling.guidance > 0 and not unguided["name"].equals(base["name"])
