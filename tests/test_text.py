@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 
@@ -645,6 +646,27 @@ def test_worker_processes_are_seeded_and_pass_errors_on(tokenizer, fmt, sample_d
     assert _sharded(model, tokenizer, prompts, cfg, seed=2) != out
     with pytest.raises(IndexError):  # a token id past the vocabulary fails in its worker, and here
         _sharded(model, tokenizer, prompts[:-1] + [[len(tokenizer) + 5]], cfg, seed=1)
+
+
+class _DiesInAWorker(GPT2LMHeadModel):
+    """A model whose forward ends any process but the one that built it, as the OOM killer would."""
+
+    @functools.wraps(GPT2LMHeadModel.forward)  # its signature: the decoder reads the cache argument's name from it
+    def forward(self, *args, **kwargs):
+        if os.getpid() != self.config.parent_pid:
+            os._exit(9)
+        return super().forward(*args, **kwargs)
+
+
+def test_a_worker_that_dies_fails_the_call_with_one_clear_error(tokenizer, fmt, sample_df):
+    from shopgen.errors import ShopgenError
+
+    model = _DiesInAWorker(GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=1, n_head=2,
+                                      parent_pid=os.getpid())).eval()
+    prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
+    assert _sharded(model, tokenizer, prompts, SamplingConfig(workers=1), seed=0)  # here it runs
+    with pytest.raises(ShopgenError, match="worker died.*--text-workers 1"):
+        _sharded(model, tokenizer, prompts, SamplingConfig(workers=2), seed=0)
 
 
 def test_workers_default_to_one_per_thread_when_each_gets_enough_rows(monkeypatch):
