@@ -10,9 +10,9 @@ default) and without:
   the same batch size as ours;
 - the roofline for this model: a measured fp32 matmul rate over 2 x parameters FLOPs per token;
   the square-matmul rate is the machine's ceiling (probed at the start and at the end: the higher counts,
-  and a gap is flagged: anything else running halves it, and this VM's own rate moved 16 % in one run), and the rate of this model's own matmuls
-  at the sampling batch size (M = batch, K and N = the layer widths; one thread, times the workers) is the
-  ceiling a decoder step can reach.
+  and a gap is flagged: anything else running halves it, and this VM's own rate moved 16 % in one run),
+  and the rate of this model's own matmuls at the sampling batch size (M = batch, K and N = the layer
+  widths; one thread, times the workers) is the ceiling a decoder step can reach.
 Writes benchmarks/results/text_generation.{json,md}.
 
     python benchmarks/text_generation.py [--catalog dmart] [--preset small] [--train-seconds 300]
@@ -67,7 +67,7 @@ def shape_rate(model: torch.nn.Module, batch: int, workers: int, repeats: int = 
     if workers > 1:
         torch.set_num_threads(1)
     try:
-        return workers * _shapes_rate(model, batch, repeats) if workers > 1 else _shapes_rate(model, batch, repeats)
+        return workers * _shapes_rate(model, batch, repeats)
     finally:
         torch.set_num_threads(threads)
 
@@ -85,6 +85,11 @@ def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int) -> float:
         seconds += time.perf_counter() - t0
         flops += repeats * 2 * batch * k * n
     return flops / seconds
+
+
+def rows_per_token(cfg: SamplingConfig) -> int:
+    """Model rows a generated token costs: guidance runs each row twice, so its ceiling is half the roofline."""
+    return 2 if cfg.guidance > 0 else 1
 
 
 def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int, native_kernels: bool = True) -> dict:
@@ -177,7 +182,7 @@ def main() -> None:
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate_start = matmul_rate()
     workers = plan(len(prompts), cfg.workers)
-    model_rows = cfg.rows_per_step * (2 if cfg.guidance > 0 else 1)
+    model_rows = cfg.rows_per_step * rows_per_token(cfg)
     shapes = shape_rate(model.model_, model_rows, workers)
 
     def measure(c: SamplingConfig) -> dict:
@@ -196,7 +201,7 @@ def main() -> None:
     roofline = rate / (2 * params)
     for run in runs:
         s = run["shopgen"]["tokens_per_s"]
-        rows = 2 if run["sampling"]["guidance"] > 0 else 1  # guidance runs each row twice: its ceiling is half
+        rows = rows_per_token(replace(cfg, **run["sampling"]))
         run["ratios"] = {
             "of_roofline": round(s / roofline, 3),
             "of_roofline_counting_model_rows": round(rows * s / roofline, 3),

@@ -12,6 +12,7 @@ architectures (a `--text-base` checkpoint) go through `HFDecoder`.
 from __future__ import annotations
 
 import inspect
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -55,9 +56,13 @@ class SlotDecoder:
         self.bias = bias  # added inside the head's matmul
         self.t, self.head = model.transformer, model.lm_head
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
-        # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one.
+        # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one (native: gelu.c)
         self.gelu = "none" if cfg.activation_function == "gelu" else "tanh"
         self.native = native.kernel()
+        if self.native is not None and self.gelu == "tanh":
+            self.activation = partial(native.gelu_tanh_, self.native)
+        else:
+            self.activation = partial(F.gelu, approximate=self.gelu)
         shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
         dtype = torch.float32 if self.native is None else native.CACHE_DTYPE  # the kernel's cache is fp16
         self.k, self.v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)  # masked cells still enter 0 * value
@@ -81,12 +86,7 @@ class SlotDecoder:
         """The rest of a block after attention; `att` has heads merged, in `x`'s layout."""
         x = x + block.attn.c_proj(att)
         mlp = block.mlp
-        h = mlp.c_fc(block.ln_2(x))
-        if self.native is not None and self.gelu == "tanh":
-            h = native.gelu_tanh_(self.native, h)
-        else:
-            h = F.gelu(h, approximate=self.gelu)
-        return x + mlp.c_proj(h)
+        return x + mlp.c_proj(self.activation(mlp.c_fc(block.ln_2(x))))
 
     @staticmethod
     def _merged(att: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,8 @@
 All go into one library, built with the machine's C compiler (`cc -O3 -march=native -fopenmp`, 0.2 s on
 a project machine) into $SHOPGEN_CACHE_DIR, else $XDG_CACHE_HOME/shopgen, else ~/.cache/shopgen, under a
 name keyed by the sources, the flags and the CPU. Nothing is downloaded. Without a compiler, or with
-SHOPGEN_NATIVE=0, `kernel()` is None and the sampler keeps its torch path (same results to float
-rounding for attention; the same distribution for the draw).
+SHOPGEN_NATIVE=0, `kernel()` is None and the sampler keeps its torch path, with an fp32 cache (the same
+attention to the fp16 rounding of the kernel's cache; the same distribution for the draw).
 """
 
 from __future__ import annotations
