@@ -156,6 +156,17 @@ def test_bad_input_fails_the_task_with_shopgens_message(af, tmp_path):
     assert str(exc.value).startswith("shopgen sample: ") and "no_model" in str(exc.value)
 
 
+def test_sample_operator_passes_its_rendered_text_workers_on(af, tiny_synth, tmp_path):
+    """A rendered text_workers reaches the sampler: 0 is refused there, by name, and nothing is written."""
+    ops, airflow_error, _ = af
+    _, bundle = tiny_synth
+    op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=5, output=str(tmp_path / "c.csv"),
+                                   text_workers="{{ params.workers }}")
+    with pytest.raises(airflow_error, match="text_workers '0' must be a whole number >= 1"):
+        render_and_run(op, params={"workers": 0})
+    assert not (tmp_path / "c.csv").exists()
+
+
 def test_fit_and_evaluate_operators(af, tmp_path, sample_df):
     ops, _, fail = af
     sample_df.sample(300, random_state=2).to_csv(tmp_path / "small.csv", index=False)

@@ -51,6 +51,13 @@ def test_impossible_schema_fails_clearly(tiny_synth, sample_schema):
         synth.schema = original
 
 
+def test_text_precision_reaches_the_text_training(sample_schema, sample_df):
+    """`text_precision` (the CLI's --text-precision) goes through the synthesizer to the GPT's training."""
+    synth = CatalogSynthesizer(sample_schema, tabular="copula", preset="fast", text_epochs=1, text_max_seconds=10,
+                               text_precision="bf16", show_progress=False).fit(sample_df.sample(120, random_state=1))
+    assert synth.text_model_.stats_.precision == "bf16" and synth.text_model_.stats_.steps > 0
+
+
 def test_copy_guard_keeps_training_text_out_of_samples(tiny_synth, sample_df):
     """Guarded samples hold no text equal to, or sharing a rare 8-word span with, a training text
     (stock phrases that 1 % of the rows carry excepted, as the guard does)."""
