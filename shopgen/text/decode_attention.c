@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastmath.h"
+
 typedef uint16_t half; /* IEEE binary16 bits */
 
 #if defined(__F16C__) && defined(__AVX__)
@@ -67,43 +69,29 @@ static inline half float_to_half(float f)
 }
 #endif
 
-/* q . k over D, with k in half precision. */
+/* q . k over D, with k in half precision (the scalar path: no F16C, or D not a multiple of 8). */
 static inline float dot_half(const float *restrict q, const half *restrict k, int64_t D)
 {
     float s = 0.0f;
-    int64_t j = 0;
-#if HALF_LANES
-    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-    for (; j + 16 <= D; j += 16) {
-        a = MADD(_mm256_loadu_ps(q + j), load_half8(k + j), a);
-        b = MADD(_mm256_loadu_ps(q + j + 8), load_half8(k + j + 8), b);
-    }
-    for (; j + 8 <= D; j += 8)
-        a = MADD(_mm256_loadu_ps(q + j), load_half8(k + j), a);
-    a = _mm256_add_ps(a, b);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    s = _mm_cvtss_f32(r);
-#endif
-    for (; j < D; j++) s += q[j] * half_to_float(k[j]);
+    for (int64_t j = 0; j < D; j++) s += q[j] * half_to_float(k[j]);
     return s;
 }
 
-/* o += p * v over D, with v in half precision. */
-static inline void madd_half(float p, const half *restrict v, float *restrict o, int64_t D)
+/* softmax over scores[0..n-1] in place, as weights that sum to one's `total` (returned). */
+static inline float softmax_unnormalised(float *restrict scores, int64_t n, float best)
 {
-    int64_t j = 0;
-#if HALF_LANES
-    const __m256 pp = _mm256_set1_ps(p);
-    for (; j + 8 <= D; j += 8)
-        _mm256_storeu_ps(o + j, MADD(pp, load_half8(v + j), _mm256_loadu_ps(o + j)));
-#endif
-    for (; j < D; j++) o[j] += p * half_to_float(v[j]);
+    float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+    for (int64_t t = 0; t < n; t++) {
+        const float e = exp_approx(scores[t] - best);
+        scores[t] = e;
+        total += e;
+    }
+    return total;
 }
 
-static inline void attend_one(const float *restrict q, const half *restrict kc, const half *restrict vc,
-                              int64_t n, int64_t D, float scale, float *restrict scores, float *restrict o)
+static inline void attend_scalar(const float *restrict q, const half *restrict kc, const half *restrict vc,
+                                 int64_t n, int64_t D, float scale, float *restrict scores, float *restrict o)
 {
     float best = -INFINITY;
     for (int64_t t = 0; t < n; t++) {
@@ -111,22 +99,86 @@ static inline void attend_one(const float *restrict q, const half *restrict kc, 
         scores[t] = s;
         best = s > best ? s : best;
     }
-    float total = 0.0f;
-    for (int64_t t = 0; t < n; t++) {
-        float e = expf(scores[t] - best);
-        scores[t] = e;
-        total += e;
-    }
+    const float inv = 1.0f / softmax_unnormalised(scores, n, best);
     for (int64_t j = 0; j < D; j++) o[j] = 0.0f;
-    for (int64_t t = 0; t < n; t++)
-        madd_half(scores[t], vc + t * D, o, D);
-    const float inv = 1.0f / total;
-#pragma omp simd
-    for (int64_t j = 0; j < D; j++) o[j] *= inv;
+    for (int64_t t = 0; t < n; t++) {
+        const float p = scores[t] * inv;
+        const half *vt = vc + t * D;
+        for (int64_t j = 0; j < D; j++) o[j] += p * half_to_float(vt[j]);
+    }
 }
 
-/* Head sizes of the presets get a constant trip count, so the inner loops unroll into registers. */
-#define ATTEND(DIM) attend_one(q, kc, vc, n, DIM, scale, scores, o)
+#if HALF_LANES
+#define MAX_VECS 16 /* head sizes up to 64 keep q and the output in registers; up to 128, in L1 */
+
+/* The four sums of a, b, c, d's lanes, in that order. */
+static inline __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+/* attend_scalar for D = 8 * V (V <= MAX_VECS, a constant where inlined): the scaled query and the output
+   live in registers for the whole history, and keys are scored four at a time, so four independent
+   chains of multiply-adds run and one horizontal reduction serves four scores. */
+static inline void attend_vec(const float *restrict q, const half *restrict kc, const half *restrict vc,
+                              int64_t n, const int V, float scale, float *restrict scores, float *restrict o)
+{
+    const int64_t D = 8 * V;
+    __m256 qv[MAX_VECS], ov[MAX_VECS];
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int j = 0; j < V; j++) qv[j] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * j), sc);
+    __m128 best4 = _mm_set1_ps(-INFINITY);
+    int64_t t = 0;
+    for (; t + 4 <= n; t += 4) {
+        const half *k0 = kc + t * D;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
+        for (int j = 0; j < V; j++) {
+            a = MADD(qv[j], load_half8(k0 + 8 * j), a);
+            b = MADD(qv[j], load_half8(k0 + D + 8 * j), b);
+            c = MADD(qv[j], load_half8(k0 + 2 * D + 8 * j), c);
+            d = MADD(qv[j], load_half8(k0 + 3 * D + 8 * j), d);
+        }
+        const __m128 s = sum4(a, b, c, d);
+        _mm_storeu_ps(scores + t, s);
+        best4 = _mm_max_ps(best4, s);
+    }
+    best4 = _mm_max_ps(best4, _mm_movehl_ps(best4, best4));
+    float best = _mm_cvtss_f32(_mm_max_ss(best4, _mm_movehdup_ps(best4)));
+    for (; t < n; t++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int j = 0; j < V; j++) a = MADD(qv[j], load_half8(kc + t * D + 8 * j), a);
+        const float s = _mm_cvtss_f32(sum4(a, a, a, a)); /* every lane holds a's sum */
+        scores[t] = s;
+        best = s > best ? s : best;
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / softmax_unnormalised(scores, n, best));
+    for (int j = 0; j < V; j++) ov[j] = _mm256_setzero_ps();
+    for (t = 0; t < n; t++) {
+        const __m256 p = _mm256_set1_ps(scores[t]);
+        for (int j = 0; j < V; j++) ov[j] = MADD(p, load_half8(vc + t * D + 8 * j), ov[j]);
+    }
+    for (int j = 0; j < V; j++) _mm256_storeu_ps(o + 8 * j, _mm256_mul_ps(ov[j], inv));
+}
+#endif
+
+static inline void attend_one(const float *restrict q, const half *restrict kc, const half *restrict vc,
+                              int64_t n, int64_t D, float scale, float *restrict scores, float *restrict o)
+{
+#if HALF_LANES
+    switch (D) { /* constant trip counts: the loops over j unroll and qv, ov stay in registers */
+    case 32: attend_vec(q, kc, vc, n, 4, scale, scores, o); return;
+    case 64: attend_vec(q, kc, vc, n, 8, scale, scores, o); return;
+    case 128: attend_vec(q, kc, vc, n, 16, scale, scores, o); return;
+    default:
+        if (D % 8 == 0 && D / 8 <= MAX_VECS) {
+            attend_vec(q, kc, vc, n, (int)(D / 8), scale, scores, o);
+            return;
+        }
+    }
+#endif
+    attend_scalar(q, kc, vc, n, D, scale, scores, o);
+}
 
 /* Ask for the cached history of (slot, head) i, to arrive while the one before it is computed. */
 static inline void prefetch_history(const half *k, const half *v, const int64_t *pos, int64_t i, int64_t H,
@@ -164,12 +216,7 @@ int64_t shopgen_decode_attention(const float *qkv, half *k, half *v, const int64
             vc[at * D + j] = float_to_half(q[2 * H * D + j]);
         }
         float scores[n];
-        switch (D) {
-        case 32: ATTEND(32); break;
-        case 64: ATTEND(64); break;
-        case 128: ATTEND(128); break;
-        default: ATTEND(D);
-        }
+        attend_one(q, kc, vc, n, D, scale, scores, o);
     }
     return overflow;
 }

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("decode_attention.c", "draw.c", "gelu.c"))
+HEADERS = (Path(__file__).with_name("fastmath.h"),)  # part of the build's key, not of its command
 FLAG_SETS = (  # the first that builds wins: not every compiler knows -march=native or has OpenMP (Apple clang)
     ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
     ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
@@ -78,7 +79,7 @@ def kernel() -> ctypes.CDLL | None:
     if not compiler:
         log.info("no C compiler found: the text sampler runs on torch ops")
         return None
-    sources = [path.read_bytes() for path in SOURCES]
+    sources = [path.read_bytes() for path in SOURCES + HEADERS]
     for flags in FLAG_SETS:
         key = hashlib.sha256(b"\0".join([*sources, " ".join(flags).encode(), _cpu().encode(), compiler.encode()]))
         target = cache_dir() / f"sampler-{key.hexdigest()[:16]}.so"
