@@ -87,9 +87,9 @@ def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int) -> float:
     return flops / seconds
 
 
-def rows_per_token(cfg: SamplingConfig) -> int:
-    """Model rows a generated token costs: guidance runs each row twice, so its ceiling is half the roofline."""
-    return 2 if cfg.guidance > 0 else 1
+def guided(cfg: SamplingConfig, field: int) -> bool:
+    """Whether guidance steers this text field: then each of its tokens costs two model rows."""
+    return cfg.guidance > 0 and (cfg.guided_fields is None or field < cfg.guided_fields)
 
 
 def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int, native_kernels: bool = True) -> dict:
@@ -101,16 +101,18 @@ def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: 
     out = model.generate_tokens(prompts, torch.Generator().manual_seed(seed), cfg)
     seconds = time.perf_counter() - t0
     tokens = sum(len(f) + 1 for row in out for f in row)  # text tokens plus each field's end token
+    model_rows = sum((2 if guided(cfg, i) else 1) * (len(f) + 1) for row in out for i, f in enumerate(row))
     return {"rows": len(prompts), "tokens": tokens, "seconds": round(seconds, 3),
-            "tokens_per_s": round(tokens / seconds), "products_per_s": round(len(prompts) / seconds, 2)}
+            "tokens_per_s": round(tokens / seconds), "products_per_s": round(len(prompts) / seconds, 2),
+            "model_rows_per_token": round(model_rows / tokens, 3)}
 
 
 @torch.no_grad()
 def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: int, seed: int) -> dict:
     """What a user of `generate` writes: per field, generate until the end token, append the next marker.
 
-    With guidance, HF's own classifier-free guidance (`guidance_scale` = 1 + w, the empty prompt plus the
-    text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step."""
+    In the guided fields, HF's own classifier-free guidance (`guidance_scale` = 1 + w, the empty prompt plus
+    the text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step."""
     torch.manual_seed(seed)
     lm, end, pad = model.model_, model._id(END), model._id(PAD)
     empty = model._encode([model.format_.empty_prompt()])[0]
@@ -127,15 +129,15 @@ def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: i
         negatives = [empty + [fields[0].marker_id] for _ in seqs]
         for f, field in enumerate(fields):
             ids, mask = left_padded(seqs)
-            guided = {}
-            if cfg.guidance > 0:
+            guidance = {}
+            if guided(cfg, f):
                 neg_ids, neg_mask = left_padded(negatives)
-                guided = {"guidance_scale": 1 + cfg.guidance, "negative_prompt_ids": neg_ids,
-                          "negative_prompt_attention_mask": neg_mask}
+                guidance = {"guidance_scale": 1 + cfg.guidance, "negative_prompt_ids": neg_ids,
+                            "negative_prompt_attention_mask": neg_mask}
             out = lm.generate(
                 input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
                 top_k=cfg.top_k, top_p=cfg.top_p, max_new_tokens=field.max_tokens, eos_token_id=end,
-                pad_token_id=pad, **guided,
+                pad_token_id=pad, **guidance,
             )[:, ids.shape[1]:].tolist()
             nxt = [fields[f + 1].marker_id] if f + 1 < len(fields) else []
             for r, new in enumerate(out):
@@ -182,7 +184,7 @@ def main() -> None:
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate_start = matmul_rate()
     workers = plan(len(prompts), cfg.workers)
-    model_rows = cfg.rows_per_step * rows_per_token(cfg)
+    model_rows = cfg.rows_per_step * (2 if guided(cfg, len(model.field_specs()) - 1) else 1)  # rows most steps run
     shapes = shape_rate(model.model_, model_rows, workers)
 
     def measure(c: SamplingConfig) -> dict:
@@ -201,7 +203,7 @@ def main() -> None:
     roofline = rate / (2 * params)
     for run in runs:
         s = run["shopgen"]["tokens_per_s"]
-        rows = rows_per_token(replace(cfg, **run["sampling"]))
+        rows = run["shopgen"]["model_rows_per_token"]
         run["ratios"] = {
             "of_roofline": round(s / roofline, 3),
             "of_roofline_counting_model_rows": round(rows * s / roofline, 3),

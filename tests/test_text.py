@@ -103,10 +103,13 @@ def test_generation_respects_caps_seed_and_batching(tokenizer, fmt, sample_df):
     assert _generate(model, tokenizer, prompts, (6, 9), cfg, seed=2) != out
 
 
-@pytest.mark.parametrize("guidance", [0.0, 1.5], ids=["unguided", "guided"])
+@pytest.mark.parametrize("guidance,guided_fields", [(0.0, 1), (1.5, 1), (1.5, None)],
+                         ids=["unguided", "guided-name", "guided-all"])
 @pytest.mark.parametrize("slots", [True, False], ids=["continuous-slots", "hf-cache-fallback"])
-def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df, slots, guidance, attention):
-    """Padding, refilled slots, positions and the cache must not change what a row generates (greedy)."""
+def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df, slots, guidance, guided_fields,
+                                                              attention):
+    """Padding, refilled slots, positions, the cache and shadows dropped after the name must not change
+    what a row generates (greedy)."""
     from shopgen.text.decoder import SlotDecoder
 
     model = _tiny_lm(len(tokenizer), seed=3, scale_attn_by_inverse_layer_idx=not slots)
@@ -114,7 +117,7 @@ def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sa
     prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
     empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
     assert len({len(p) for p in prompts}) > 1, "prompts of different lengths exercise the padding"
-    greedy = SamplingConfig(top_k=1, batch_size=4, guidance=guidance)  # 6 rows, 4 slots: two rows wait
+    greedy = SamplingConfig(top_k=1, batch_size=4, guidance=guidance, guided_fields=guided_fields)  # 6 rows, 4 slots
     batched = _generate(model, tokenizer, prompts, (8, 8), greedy, seed=0, empty=empty)
     single = [_generate(model, tokenizer, [p], (8, 8), greedy, seed=0, empty=empty)[0] for p in prompts]
     assert batched == single
@@ -125,7 +128,9 @@ class _NotPlainGPT2(GPT2LMHeadModel):
 
 
 def test_guidance_is_the_same_on_both_decoders_and_changes_the_text(tokenizer, fmt, sample_df):
-    """The slot decoder's shadow slots and the HF path's shadow rows give the same guided greedy text."""
+    """The slot decoder's shadow slots and the HF path's shadow rows give the same guided greedy text.
+    Guiding the first field only (the default) writes the same names as guiding every field, and then
+    other descriptions: each follows its name unguided."""
     from shopgen.text.decoder import SlotDecoder
 
     model = _tiny_lm(len(tokenizer), seed=5)
@@ -134,11 +139,15 @@ def test_guidance_is_the_same_on_both_decoders_and_changes_the_text(tokenizer, f
     assert SlotDecoder.supports(model) and not SlotDecoder.supports(fallback)
     prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
     empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
-    guided = SamplingConfig(top_k=1, batch_size=4, guidance=3.0)
-    slot_text = _generate(model, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty)
-    assert _generate(fallback, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty) == slot_text
-    unguided = _generate(model, tokenizer, prompts, (8, 8), SamplingConfig(top_k=1, batch_size=4), seed=0)
-    assert unguided != slot_text
+    texts = {}
+    for fields in (1, None):
+        guided = SamplingConfig(top_k=1, batch_size=4, guidance=3.0, guided_fields=fields)
+        texts[fields] = _generate(model, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty)
+        assert _generate(fallback, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty) == texts[fields]
+    assert [name for name, _ in texts[1]] == [name for name, _ in texts[None]]
+    assert [desc for _, desc in texts[1]] != [desc for _, desc in texts[None]]
+    unguided = _generate(model, tokenizer, prompts, (8, 8), SamplingConfig(top_k=1, batch_size=4, guidance=0.0), seed=0)
+    assert [name for name, _ in unguided] != [name for name, _ in texts[1]]
 
 
 def test_generation_stops_at_end_token(tokenizer, fmt, sample_df):

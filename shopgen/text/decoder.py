@@ -121,12 +121,10 @@ class SlotDecoder:
         """Slot i takes slot perm[i]'s row where `live[i]`, else goes idle. Moves go front to back, in
         place: every live perm[i] >= i, as when rows close up over the idle slots."""
         lengths, sources = self.lengths.tolist(), perm.tolist()
-        for i in live.nonzero().squeeze(1).tolist():
-            src = sources[i]
-            if src != i:
-                n = lengths[src]
-                self.k[:, i, :, :n] = self.k[:, src, :, :n]
-                self.v[:, i, :, :n] = self.v[:, src, :, :n]
+        for i in (live & (perm != torch.arange(len(perm)))).nonzero().squeeze(1).tolist():
+            src, n = sources[i], lengths[sources[i]]
+            self.k[:, i, :, :n] = self.k[:, src, :, :n]
+            self.v[:, i, :, :n] = self.v[:, src, :, :n]
         self.lengths = torch.where(live, self.lengths[perm], 0)
 
     def idle(self, done: torch.Tensor) -> None:
@@ -151,11 +149,12 @@ class SlotDecoder:
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per slot at the slot's own position; logits for the next token of every slot."""
+        """Feed one token to each of the first len(tokens) slots, at the slot's own position; their logits
+        for the next token. Slots after them are not run and keep their cache as it is."""
         if self.native is not None:
             return self._native_step(tokens)
         b = len(tokens)
-        at = self.lengths
+        at = self.lengths[:b]
         groups = _groups(at)
         span = self.k.shape[3]
         # (slot, head, at[slot]) as a row of each layer's cache viewed as (slots * heads * span, head_dim)
@@ -170,17 +169,18 @@ class SlotDecoder:
 
     def _native_step(self, tokens: torch.Tensor) -> torch.Tensor:
         """`step` with one kernel call per layer for the cache write and attention (native.py)."""
-        at = self.lengths
+        b = len(tokens)
+        at = self.lengths[:b].contiguous()
         x = self.t.wte(tokens) + self.t.wpe(at)
         scale = self.head_dim**-0.5
         for i, block in enumerate(self.t.h):
             qkv = block.attn.c_attn(block.ln_1(x))
-            x = self._finish(block, x, native.decode_attention(self.native, qkv, self.k[i], self.v[i], at, scale))
+            x = self._finish(block, x, native.decode_attention(self.native, qkv, self.k[i, :b], self.v[i, :b], at, scale))
         return self._advance(x)
 
     def _advance(self, x: torch.Tensor) -> torch.Tensor:
-        """After a step's blocks: every slot has one more cell; the next-token logits from `x` (slots, width)."""
-        self.lengths = self.lengths + 1
+        """After a step's blocks: each slot run has one more cell; the next-token logits from `x` (slots run, width)."""
+        self.lengths[: len(x)] += 1
         h = self.t.ln_f(x)
         return self.head(h) if self.bias is None else torch.addmm(self.bias, h, self.head.weight.t())
 
