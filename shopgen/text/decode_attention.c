@@ -77,12 +77,24 @@ static inline float dot_half(const float *restrict q, const half *restrict k, in
     return s;
 }
 
-/* softmax over scores[0..n-1] in place, as weights that sum to one's `total` (returned). */
+/* exp(score - best) over scores[0..n-1] in place; returns their sum (the softmax's denominator). */
 static inline float softmax_unnormalised(float *restrict scores, int64_t n, float best)
 {
     float total = 0.0f;
-#pragma omp simd reduction(+ : total)
-    for (int64_t t = 0; t < n; t++) {
+    int64_t t = 0;
+#if EXP_LANES
+    const __m256 top = _mm256_set1_ps(best);
+    __m256 sum = _mm256_setzero_ps();
+    for (; t + EXP_LANES <= n; t += EXP_LANES) {
+        const __m256 e = exp_approx8(_mm256_sub_ps(_mm256_loadu_ps(scores + t), top));
+        _mm256_storeu_ps(scores + t, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    total = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+#endif
+    for (; t < n; t++) {
         const float e = exp_approx(scores[t] - best);
         scores[t] = e;
         total += e;
