@@ -393,8 +393,9 @@ def test_fine_tune_from_a_local_checkpoint(tmp_path, sample_schema, sample_df, f
 
 @pytest.mark.parametrize("width,heads", [(32, 2), (128, 2)], ids=["head-16", "head-64"])
 def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
-    """Each slot's logits equal the model's own forward on that row's sequence: prefill, steps, refill.
-    Head size 64 is the presets' (the kernel's unrolled path); 16 takes its general loop."""
+    """Each slot's logits equal the model's own forward on that row's sequence: prefill, steps, refill, and
+    steps that run some slots only, in any order (the others keep their cache and length).
+    Head size 64 is the presets' (the kernel's register path); 16 takes its general loop."""
     from shopgen.text.decoder import SlotDecoder
 
     torch.manual_seed(5)
@@ -410,15 +411,17 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
         with torch.no_grad():
             return model(input_ids=torch.tensor([seq])).logits[0, -1]
 
-    for step in range(4):
+    for step in range(6):
         if step == 2:  # slot 1 takes a new row, as when a row finishes and the next one waits
             seqs[1] = torch.randint(0, 300, (4,)).tolist()
             dec.prefill(torch.tensor([1]), [seqs[1]])
-        feed = torch.randint(0, 300, (3,))
-        logits = dec.step(feed)
-        for slot in range(3):
-            seqs[slot] = seqs[slot] + [int(feed[slot])]
-            assert torch.allclose(logits[slot], reference(seqs[slot]), atol=1e-4), (step, slot)
+        slots = torch.tensor([2, 0]) if step in (3, 4) else torch.arange(3)  # slot 1 waits two steps
+        feed = torch.randint(0, 300, (len(slots),))
+        logits = dec.step(feed, slots) if step in (3, 4) else dec.step(feed)
+        for row, slot in enumerate(slots.tolist()):
+            seqs[slot] = seqs[slot] + [int(feed[row])]
+            assert torch.allclose(logits[row], reference(seqs[slot]), atol=1e-4), (step, slot)
+        assert dec.lengths.tolist() == [len(seq) for seq in seqs]
 
 
 def test_copy_guard_lets_stock_phrases_through_only_when_asked():
@@ -461,7 +464,7 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
 
 def test_native_kernel_refuses_a_full_cache_and_writes_no_cell_past_it():
     """A slot with no cell left raises instead of writing past the cache (the C loop has no bounds of its own);
-    the other slots are written as usual."""
+    the other slots are written as usual. A row's slot index past the cache is refused before the kernel runs."""
     from shopgen.text import native
 
     fn = _native_kernel()
@@ -473,6 +476,8 @@ def test_native_kernel_refuses_a_full_cache_and_writes_no_cell_past_it():
     with pytest.raises(IndexError, match="cache is full"):
         native.decode_attention(fn, qkv, k, v, torch.tensor([4, 1]), 1.0)
     assert k[0].eq(0).all() and k[1, :, 1].eq(1).all()
+    with pytest.raises(ValueError, match="slots inside the cache"):  # a slot index past the cache
+        native.decode_attention(fn, qkv, k, v, torch.tensor([0, 0]), 1.0, torch.tensor([1, 2]))
 
 
 def test_native_kernel_keeps_an_fp16_cache_and_its_portable_build_agrees(tmp_path):

@@ -9,11 +9,14 @@
    the arithmetic, was most of the attention's time. While one (slot, head) is computed, the next one's
    history is prefetched.
 
-   qkv:  (B, 3*H*D)   the c_attn output of the token fed to each slot (q | k | v, heads inside each)
-   k, v: (B, H, S, D) this layer's cache, fp16; cells 0..pos[b]-1 of slot b hold its history
-   pos:  (B,)         the cell the fed token takes
-   out:  (B, H*D)     softmax(q k^T * scale) v per head: the layout c_proj takes
-   Returns how many (slot, head) pairs had no cell left (pos >= S); those are not written.
+   B rows, each fed to one slot of the cache; only those slots are read or written, so a step costs
+   the rows it runs, not the cache's size.
+   qkv:   (B, 3*H*D)      the c_attn output of the token fed to each row (q | k | v, heads inside each)
+   k, v:  (N, H, S, D)    this layer's cache of N slots, fp16; cells 0..pos[b]-1 of row b's slot hold its history
+   pos:   (B,)            the cell row b's token takes
+   slot:  (B,) or NULL    the slot of row b (NULL: slot b)
+   out:   (B, H*D)        softmax(q k^T * scale) v per head: the layout c_proj takes
+   Returns how many (row, head) pairs had no cell left (pos >= S); those are not written.
 */
 #include <math.h>
 #include <stdint.h>
@@ -192,14 +195,17 @@ static inline void attend_one(const float *restrict q, const half *restrict kc, 
     attend_scalar(q, kc, vc, n, D, scale, scores, o);
 }
 
-/* Ask for the cached history of (slot, head) i, to arrive while the one before it is computed. */
-static inline void prefetch_history(const half *k, const half *v, const int64_t *pos, int64_t i, int64_t H,
-                                    int64_t D, int64_t S)
+static inline int64_t slot_of(const int64_t *slot, int64_t b) { return slot ? slot[b] : b; }
+
+/* Ask for the cached history of (row, head) i, to arrive while the one before it is computed. */
+static inline void prefetch_history(const half *k, const half *v, const int64_t *pos, const int64_t *slot, int64_t i,
+                                    int64_t H, int64_t D, int64_t S)
 {
     const int64_t at = pos[i / H];
     if (at <= 0 || at >= S)
         return;
-    const char *kc = (const char *)(k + i * S * D), *vc = (const char *)(v + i * S * D);
+    const int64_t cache = slot_of(slot, i / H) * H + i % H;
+    const char *kc = (const char *)(k + cache * S * D), *vc = (const char *)(v + cache * S * D);
     const int64_t bytes = at * D * (int64_t)sizeof(half);
     for (int64_t off = 0; off < bytes; off += 64) {
         __builtin_prefetch(kc + off);
@@ -207,21 +213,21 @@ static inline void prefetch_history(const half *k, const half *v, const int64_t 
     }
 }
 
-int64_t shopgen_decode_attention(const float *qkv, half *k, half *v, const int64_t *pos, float *out, int64_t B,
-                                 int64_t H, int64_t D, int64_t S, float scale, int threads)
+int64_t shopgen_decode_attention(const float *qkv, half *k, half *v, const int64_t *pos, const int64_t *slot,
+                                 float *out, int64_t B, int64_t H, int64_t D, int64_t S, float scale, int threads)
 {
     int64_t overflow = 0;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : overflow)
     for (int64_t i = 0; i < B * H; i++) {
         if (i + 1 < B * H)
-            prefetch_history(k, v, pos, i + 1, H, D, S);
+            prefetch_history(k, v, pos, slot, i + 1, H, D, S);
         const int64_t b = i / H, h = i % H, at = pos[b], n = at + 1;
         if (at < 0 || at >= S) {
             overflow++;
             continue;
         }
         const float *q = qkv + b * 3 * H * D + h * D;
-        half *kc = k + (b * H + h) * S * D, *vc = v + (b * H + h) * S * D;
+        half *kc = k + (slot_of(slot, b) * H + h) * S * D, *vc = v + (slot_of(slot, b) * H + h) * S * D;
         float *o = out + b * H * D + h * D;
         for (int64_t j = 0; j < D; j++) {
             kc[at * D + j] = float_to_half(q[H * D + j]);

@@ -148,13 +148,25 @@ class SlotDecoder:
         self.lengths[slots] = torch.tensor([len(p) for p in prefixes])
 
     @torch.no_grad()
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token to each of the first len(tokens) slots, at the slot's own position; their logits
-        for the next token. Slots after them are not run and keep their cache as it is."""
+    def step(self, tokens: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
+        """Feed one token to each of `slots` (default: every slot), at the slot's own position; their logits
+        for the next token, in that order. The other slots keep their cache and length: the native kernel
+        does not run them; the torch path runs every slot and puts the others' lengths back."""
         if self.native is not None:
-            return self._native_step(tokens)
+            return self._native_step(tokens, slots)
+        if slots is None:
+            return self._torch_step(tokens)
+        full = torch.zeros(len(self.lengths), dtype=torch.long)
+        full[slots] = tokens
+        before = self.lengths.clone()
+        logits = self._torch_step(full)
+        before[slots] += 1
+        self.lengths = before
+        return logits[slots]
+
+    def _torch_step(self, tokens: torch.Tensor) -> torch.Tensor:
         b = len(tokens)
-        at = self.lengths[:b]
+        at = self.lengths
         groups = _groups(at)
         span = self.k.shape[3]
         # (slot, head, at[slot]) as a row of each layer's cache viewed as (slots * heads * span, head_dim)
@@ -165,22 +177,26 @@ class SlotDecoder:
             self.k[i].view(-1, self.head_dim).index_copy_(0, cells, k.reshape(-1, self.head_dim))
             self.v[i].view(-1, self.head_dim).index_copy_(0, cells, v.reshape(-1, self.head_dim))
             x = self._finish(block, x, self._merged(self._attend(i, q, groups)))
-        return self._advance(x[:, -1])
+        self.lengths = self.lengths + 1
+        return self._logits(x[:, -1])
 
-    def _native_step(self, tokens: torch.Tensor) -> torch.Tensor:
+    def _native_step(self, tokens: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
         """`step` with one kernel call per layer for the cache write and attention (native.py)."""
-        b = len(tokens)
-        at = self.lengths[:b].contiguous()
+        at = self.lengths if slots is None else self.lengths[slots]
         x = self.t.wte(tokens) + self.t.wpe(at)
         scale = self.head_dim**-0.5
         for i, block in enumerate(self.t.h):
             qkv = block.attn.c_attn(block.ln_1(x))
-            x = self._finish(block, x, native.decode_attention(self.native, qkv, self.k[i, :b], self.v[i, :b], at, scale))
-        return self._advance(x)
+            att = native.decode_attention(self.native, qkv, self.k[i], self.v[i], at, scale, slots)
+            x = self._finish(block, x, att)
+        if slots is None:
+            self.lengths = self.lengths + 1
+        else:
+            self.lengths[slots] += 1
+        return self._logits(x)
 
-    def _advance(self, x: torch.Tensor) -> torch.Tensor:
-        """After a step's blocks: each slot run has one more cell; the next-token logits from `x` (slots run, width)."""
-        self.lengths[: len(x)] += 1
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The next-token logits from the last block's output `x` (rows, width)."""
         h = self.t.ln_f(x)
         return self.head(h) if self.bias is None else torch.addmm(self.bias, h, self.head.weight.t())
 

@@ -95,7 +95,7 @@ def kernel() -> ctypes.CDLL | None:
 def _load(target: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(target))  # torch's OpenMP runtime is loaded first: the library shares it
     pointer, size = ctypes.c_void_p, ctypes.c_int64
-    lib.shopgen_decode_attention.argtypes = [*[pointer] * 5, *[size] * 4, ctypes.c_float, ctypes.c_int]
+    lib.shopgen_decode_attention.argtypes = [*[pointer] * 6, *[size] * 4, ctypes.c_float, ctypes.c_int]
     lib.shopgen_decode_attention.restype = size
     lib.shopgen_draw.argtypes = [*[pointer] * 3, *[size] * 3, ctypes.c_double, ctypes.c_double, ctypes.c_int]
     lib.shopgen_draw.restype = None
@@ -107,17 +107,27 @@ def _load(target: Path) -> ctypes.CDLL:
 
 
 def decode_attention(lib: ctypes.CDLL, qkv: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     pos: torch.Tensor, scale: float) -> torch.Tensor:
-    """Write each slot's new key and value at `pos` into the layer cache `k`, `v` (slots, heads, span,
-    head_dim; float16) and return its attention output, (slots, heads * head_dim). All contiguous."""
-    slots, heads, span, dim = k.shape
-    if not (qkv.is_contiguous() and k.is_contiguous() and v.is_contiguous() and pos.is_contiguous()
-            and qkv.dtype == torch.float32 and k.dtype == v.dtype == CACHE_DTYPE and pos.dtype == torch.int64
-            and qkv.shape == (slots, 3 * heads * dim) and pos.shape == (slots,)):
-        raise ValueError("decode_attention needs contiguous float32 qkv (slots, 3*d), float16 caches and int64 positions")
-    out = torch.empty(slots, heads * dim)
-    if lib.shopgen_decode_attention(qkv.data_ptr(), k.data_ptr(), v.data_ptr(), pos.data_ptr(), out.data_ptr(),
-                                    slots, heads, dim, span, scale, torch.get_num_threads()):
+                     pos: torch.Tensor, scale: float, slots: torch.Tensor | None = None) -> torch.Tensor:
+    """For each row of `qkv` (rows, 3 * heads * head_dim), write its new key and value at `pos` into its
+    slot of the layer cache `k`, `v` (slots, heads, span, head_dim; float16) and return its attention
+    output, (rows, heads * head_dim). Row i's slot is `slots[i]` (int64), or i. All contiguous."""
+    n_slots, heads, span, dim = k.shape
+    rows = len(qkv)
+    ok = (qkv.is_contiguous() and k.is_contiguous() and v.is_contiguous() and pos.is_contiguous()
+          and qkv.dtype == torch.float32 and k.dtype == v.dtype == CACHE_DTYPE and pos.dtype == torch.int64
+          and qkv.shape == (rows, 3 * heads * dim) and pos.shape == (rows,))
+    if slots is None:
+        ok = ok and rows <= n_slots
+    else:  # the C loop has no bounds of its own
+        ok = (ok and slots.is_contiguous() and slots.dtype == torch.int64 and slots.shape == (rows,)
+              and (rows == 0 or (int(slots.min()) >= 0 and int(slots.max()) < n_slots)))
+    if not ok:
+        raise ValueError("decode_attention needs contiguous float32 qkv (rows, 3*d), float16 caches, int64 positions "
+                         "and int64 slots inside the cache")
+    out = torch.empty(rows, heads * dim)
+    if lib.shopgen_decode_attention(qkv.data_ptr(), k.data_ptr(), v.data_ptr(), pos.data_ptr(),
+                                    None if slots is None else slots.data_ptr(), out.data_ptr(),
+                                    rows, heads, dim, span, scale, torch.get_num_threads()):
         raise IndexError(f"a slot's cache is full ({span} cells): size the decoder for the longest row")
     return out
 
