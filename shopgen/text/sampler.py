@@ -43,10 +43,10 @@ class SamplingConfig:
     """Defaults chosen on dmart's `small` model (benchmarks/results/text_sampling.md): top-k 50 beat 256 on
     category consistency in two runs (0.65 vs 0.63, 0.68 vs 0.64) and brings name distinct-2 nearer real
     text (0.93 vs 0.96-0.97; real 0.88), faster; a cooler temperature turns descriptions into stock
-    phrases (65 % at 0.8, real 36 %).
-    `batch_size` is rows per step; by default MODEL_ROWS model rows. Guided, batch 128 ran 1.1-1.4x batch 64
-    and 0.85-1.1x batch 256 (two runs); unguided, batch 256 ran 1.16x and 1.42x batch 128 (two rounds);
-    dmart `small`, 2,048 rows, 2 cores on a noisy VM (benchmarks/results/text_generation.md).
+    phrases (65 % at 0.8, real 36 %). Top-p 0.8 against 0.95 (a later model, 2026-12-03): category
+    consistency 0.739 against 0.715 (4 and 6 seeds), name distinct-2 0.80-0.82 against 0.85 (real 0.88).
+    `batch_size` is rows per step; by default MODEL_ROWS model rows. Unguided, batch 256 ran 1.16x and 1.42x
+    batch 128 (two rounds; dmart `small`, 2,048 rows, 2 cores, benchmarks/results/text_generation.md).
     Guidance 1 raised consistency from 0.59 to 0.67 and from 0.70 to 0.76 on two models, and cut stock-
     phrase descriptions (40 -> 35 %, 29 -> 23 %; real 36 %), for 1.8-2.0x the time; guidance 2 gained
     0.01 more on both and made one model's names repetitive (distinct-2 0.80, real 0.88).
@@ -55,7 +55,7 @@ class SamplingConfig:
     per torch thread."""
 
     temperature: float = 1.0
-    top_p: float = 0.95
+    top_p: float = 0.8
     top_k: int = 50
     batch_size: int | None = None
     guidance: float = 1.0
