@@ -152,6 +152,7 @@ def sample(
     top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's; 0.8 for models fitted since 2026-12-03)."),
     guidance: float = typer.Option(None, min=0.0, max=10.0, help="Text classifier-free guidance: how hard the text follows its row (default: the bundle's; 0 is off). It steers the name, which runs the model twice per token; the description follows the name."),
     text_workers: int = typer.Option(None, "--text-workers", min=1, help="Processes writing text, one thread each (default: one per core torch uses; the text depends on it, as on the seed)."),
+    guide_all_fields: bool = typer.Option(False, "--guide-all-fields", help="Guidance steers every text field, not only the name: a little more faithful text, for ~1.4x the text time."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
     table: str = typer.Option(None, "--table", help="Table, when -o is a database (default: the schema's name)."),
     if_exists: str = typer.Option("fail", "--if-exists", help="When -o is a database and the table exists: fail, replace or append."),
@@ -178,7 +179,8 @@ def sample(
     t0 = time.perf_counter()
     synth = CatalogSynthesizer.load(bundle, show_progress=not quiet)
     catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies,
-                           temperature=temperature, top_p=top_p, guidance=guidance, text_workers=text_workers)
+                           temperature=temperature, top_p=top_p, guidance=guidance, text_workers=text_workers,
+                           guide_all_fields=guide_all_fields)
     write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=not quiet)
     where_to = target if isinstance(target, Path) else f"table {table!r} in {target}"
     s = synth.last_sample_stats_

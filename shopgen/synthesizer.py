@@ -87,13 +87,14 @@ class CatalogSynthesizer:
     def sample(
         self, n: int, seed: int = 0, conditions: Conditions | None = None, allow_copies: bool = False,
         temperature: float | None = None, top_p: float | None = None, guidance: float | None = None,
-        text_workers: int | None = None,
+        text_workers: int | None = None, guide_all_fields: bool = False,
     ) -> pd.DataFrame:
         """Exactly `n` valid rows, each meeting `conditions` (e.g. {"category": "Shoes", "price": (10, 50)}).
 
         The same seed and `text_workers` give the same catalog. Texts are written for the conditioned rows,
         so they agree with the conditions too. `text_workers`: processes writing text, one thread each
-        (default: one per torch thread).
+        (default: one per torch thread). `guide_all_fields`: guidance steers every text field, not only the
+        first (the name): a little more faithful text, for ~1.4x the text time (README: guidance).
         """
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")
@@ -110,6 +111,7 @@ class CatalogSynthesizer:
                 top_p=base.top_p if top_p is None else top_p,
                 guidance=base.guidance if guidance is None else guidance,
                 workers=base.workers if text_workers is None else text_workers,
+                guided_fields=None if guide_all_fields else base.guided_fields,
             )
         rng = np.random.default_rng(seed)
         seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}

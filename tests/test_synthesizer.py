@@ -83,6 +83,9 @@ def test_sampling_temperature_applies_to_one_call_only(tiny_synth):
     assert not cold["name"].equals(base["name"])
     unguided = synth.sample(30, seed=4, guidance=0.0)
     assert synth.text_model_.sampling.guidance > 0 and not unguided["name"].equals(base["name"])
+    every_field = synth.sample(30, seed=4, guide_all_fields=True)  # guidance steers descriptions too
+    assert synth.text_model_.sampling.guided_fields == 1
+    assert not every_field["description"].equals(base["description"])
     assert synth.sample(30, seed=4).equals(base)
     with pytest.raises(ShopgenError, match="guidance -1.0 is negative"):
         synth.sample(3, seed=4, guidance=-1.0)
