@@ -167,6 +167,25 @@ def test_sample_operator_passes_its_rendered_text_workers_on(af, tiny_synth, tmp
     assert not (tmp_path / "c.csv").exists()
 
 
+def test_sample_operator_passes_its_rendered_guide_all_fields_on(af, tiny_synth, tmp_path):
+    """Guidance on every field reaches the sampler from a template (the descriptions change); a value that
+    is not a boolean is refused by name, before anything is written."""
+    ops, airflow_error, _ = af
+    _, bundle = tiny_synth
+    written = {}
+    for flag in ("false", "true"):
+        op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=12, seed=2,
+                                       output=str(tmp_path / f"{flag}.csv"), guide_all_fields="{{ params.flag }}")
+        render_and_run(op, params={"flag": flag})
+        written[flag] = pd.read_csv(tmp_path / f"{flag}.csv")
+    assert not written["true"]["description"].equals(written["false"]["description"])
+    op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=5, output=str(tmp_path / "c.csv"),
+                                   guide_all_fields="{{ params.flag }}")
+    with pytest.raises(airflow_error, match="guide_all_fields 'maybe' is not true or false"):
+        render_and_run(op, params={"flag": "maybe"})
+    assert not (tmp_path / "c.csv").exists()
+
+
 def test_fit_and_evaluate_operators(af, tmp_path, sample_df):
     ops, _, fail = af
     sample_df.sample(300, random_state=2).to_csv(tmp_path / "small.csv", index=False)

@@ -393,8 +393,9 @@ def test_fine_tune_from_a_local_checkpoint(tmp_path, sample_schema, sample_df, f
 
 @pytest.mark.parametrize("width,heads", [(32, 2), (128, 2)], ids=["head-16", "head-64"])
 def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
-    """Each slot's logits equal the model's own forward on that row's sequence: prefill, steps, refill, and
-    steps that run some slots only, in any order (the others keep their cache and length).
+    """Each slot's logits equal the model's own forward on that row's sequence: prefill (two rows with the
+    same prefix), steps, refill, and steps that run some slots only, in any order (the others keep their
+    cache and length).
     Head size 64 is the presets' (the kernel's register path); 16 takes its general loop."""
     from shopgen.text.decoder import SlotDecoder
 
@@ -403,9 +404,10 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
     assert SlotDecoder.supports(model)
     torch.manual_seed(1)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (5, 2, 7)]
-    dec = SlotDecoder(model, 3, 20)
+    seqs.append(list(seqs[0]))  # equal prefixes run once; each slot then goes its own way
+    dec = SlotDecoder(model, 4, 20)
     assert (dec.native is not None) == (attention == "native")
-    dec.prefill(torch.arange(3), seqs)
+    dec.prefill(torch.arange(4), seqs)
 
     def reference(seq):
         with torch.no_grad():
@@ -415,7 +417,7 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
         if step == 2:  # slot 1 takes a new row, as when a row finishes and the next one waits
             seqs[1] = torch.randint(0, 300, (4,)).tolist()
             dec.prefill(torch.tensor([1]), [seqs[1]])
-        slots = torch.tensor([2, 0]) if step in (3, 4) else torch.arange(3)  # slot 1 waits two steps
+        slots = torch.tensor([2, 0, 3]) if step in (3, 4) else torch.arange(4)  # slot 1 waits two steps
         feed = torch.randint(0, 300, (len(slots),))
         logits = dec.step(feed, slots) if step in (3, 4) else dec.step(feed)
         for row, slot in enumerate(slots.tolist()):

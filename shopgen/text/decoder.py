@@ -65,7 +65,12 @@ class SlotDecoder:
             self.activation = partial(F.gelu, approximate=self.gelu)
         shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
         dtype = torch.float32 if self.native is None else native.CACHE_DTYPE  # the kernel's cache is fp16
-        self.k, self.v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)  # masked cells still enter 0 * value
+        # torch's masked cells still enter 0 * value, so they must be zeros. The kernel reads only cells it
+        # wrote, so its cache is left unzeroed and the pages rows never reach are never touched: 1,024 guided
+        # dmart rows on one thread ran 1.06x faster and peaked at 0.95 GB instead of 1.5 (a shadow's span
+        # holds only its prompt and name)
+        alloc = torch.zeros if self.native is None else torch.empty
+        self.k, self.v = alloc(shape, dtype=dtype), alloc(shape, dtype=dtype)
         self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
 
     @staticmethod
@@ -133,17 +138,22 @@ class SlotDecoder:
 
     @torch.no_grad()
     def prefill(self, slots: torch.Tensor, prefixes: list[list[int]]) -> None:
-        """Write the cache of new rows' prefixes into `slots` (they attend only to themselves)."""
+        """Write the cache of new rows' prefixes into `slots` (they attend only to themselves).
+
+        Equal prefixes run once and their cache is copied: every shadow of a guided refill starts with the
+        same empty prompt, padded to the batch's longest prompt, and they were half its prefill rows."""
         self.lengths[slots] = 0
         width = max(map(len, prefixes))
         if width == 0:
             return
-        ids = torch.tensor([p + [0] * (width - len(p)) for p in prefixes])  # right padding, never attended
+        distinct: dict[tuple[int, ...], int] = {}
+        which = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prefixes])
+        ids = torch.tensor([list(p) + [0] * (width - len(p)) for p in distinct])  # right padding, never attended
         x = self.t.wte(ids) + self.t.wpe(torch.arange(width))
         for i, block in enumerate(self.t.h):
             q, k, v = self._qkv(block, x)
-            self.k[i, slots, :, :width] = k.to(self.k.dtype)
-            self.v[i, slots, :, :width] = v.to(self.v.dtype)
+            self.k[i, slots, :, :width] = k.to(self.k.dtype)[which]
+            self.v[i, slots, :, :width] = v.to(self.v.dtype)[which]
             x = self._finish(block, x, self._merged(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
         self.lengths[slots] = torch.tensor([len(p) for p in prefixes])
 
