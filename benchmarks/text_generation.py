@@ -87,6 +87,15 @@ def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int) -> float:
     return flops / seconds
 
 
+def cpu() -> str:
+    """The CPU's name and widest vector ISA: the roofline, and what reaches it, depend on both."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name}, {isa}{', AMX' if 'amx_tile' in flags else ''}"
+
+
 def guided(cfg: SamplingConfig, field: int) -> bool:
     """Whether guidance steers this text field: then each of its tokens costs two model rows."""
     return cfg.guidance > 0 and (cfg.guided_fields is None or field < cfg.guided_fields)
@@ -163,6 +172,10 @@ def main() -> None:
     parser.add_argument("--sweep", type=int, nargs="*", default=[64, 128, 256], help="other batch sizes to time shopgen at")
     parser.add_argument("--hf-rows", type=int, default=256, help="rows for HF generate at the same batch size")
     parser.add_argument("--hf1-rows", type=int, default=32, help="rows for HF generate at batch 1 (it is slow)")
+    parser.add_argument("--long-rows", type=int, default=8192,
+                        help="rows for shopgen's long run, where the last rows' tail weighs little (0: skip it)")
+    parser.add_argument("--name", default="text_generation",
+                        help="results file stem under benchmarks/results/ (keep one per machine class)")
     args = parser.parse_args()
 
     path = ROOT.parent / "shared" / "data" / args.catalog / "products.csv"
@@ -180,6 +193,7 @@ def main() -> None:
         source = f"{args.preset} preset trained {args.train_seconds:.0f}s on {args.catalog}"
     rows = df.sample(args.rows, random_state=0, replace=True)
     prompts = model._encode(model.format_.prompts(rows))
+    long_prompts = model._encode(model.format_.prompts(df.sample(args.long_rows, random_state=1, replace=True)))
     cfg = SamplingConfig(batch_size=args.batch_size, guidance=args.guidance)  # the default: guided
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate_start = matmul_rate()
@@ -193,7 +207,8 @@ def main() -> None:
                 "shopgen_one_process": ours(model, prompts, replace(c, workers=1), seed=0),
                 "shopgen_torch_ops": ours(model, prompts, c, seed=0, native_kernels=False),
                 "hf_same_batch": hf(model, prompts[: args.hf_rows], c, c.rows_per_step, seed=0),
-                "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0)}
+                "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0),
+                **({"shopgen_long": ours(model, long_prompts, c, seed=0)} if long_prompts else {})}
 
     settings = [cfg] + ([replace(cfg, guidance=0.0)] if cfg.guidance > 0 else [])
     runs = [measure(c) for c in settings]
@@ -213,8 +228,13 @@ def main() -> None:
             "native_vs_torch_ops": round(s / run["shopgen_torch_ops"]["tokens_per_s"], 2),
             "workers_vs_one_process": round(s / run["shopgen_one_process"]["tokens_per_s"], 2),
         }
+        if "shopgen_long" in run:
+            long = run["shopgen_long"]
+            run["ratios"]["long_of_roofline"] = round(long["tokens_per_s"] / roofline, 3)
+            run["ratios"]["long_of_roofline_counting_model_rows"] = round(
+                long["model_rows_per_token"] * long["tokens_per_s"] / roofline, 3)
     result = {
-        "model": source, "parameters": params, "threads": torch.get_num_threads(), "workers": workers,
+        "model": source, "cpu": cpu(), "parameters": params, "threads": torch.get_num_threads(), "workers": workers,
         "matmul_gflops": round(rate / 1e9, 1),
         "matmul_gflops_probes": [round(rate_start / 1e9, 1), round(rate_end / 1e9, 1)],
         "roofline_tokens_per_s": round(roofline),
@@ -223,9 +243,10 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "text_generation.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     lines = [
         f"# Text generation speed ({time.strftime('%Y-%m-%d')}, {torch.get_num_threads()} CPU threads)", "",
+        f"CPU: {result['cpu']}.", "",
         f"Model: {source}, {params:,} parameters (position embeddings excluded). Sampling: {vars(cfg)}; "
         "HF generate gets the same settings (with guidance: its own classifier-free guidance, `guidance_scale` = "
         "1 + guidance and the empty prompt as `negative_prompt_ids`).", "",
@@ -236,7 +257,10 @@ def main() -> None:
         for key, label in (("shopgen", f"shopgen, batch {batch}, {workers} workers"),
                            ("shopgen_one_process", f"shopgen, batch {batch}, one process of {result['threads']} threads"),
                            ("shopgen_torch_ops", f"shopgen, batch {batch}, {workers} workers, torch ops"),
+                           ("shopgen_long", f"shopgen, batch {batch}, {workers} workers, long run"),
                            ("hf_same_batch", f"HF generate, batch {batch}"), ("hf_batch_1", "HF generate, batch 1")):
+            if key not in run:
+                continue
             r = run[key]
             lines.append(f"| {label} | {g} | {r['rows']} | {r['tokens_per_s']:,} | {r['products_per_s']} |")
     for b, r in result["shopgen_batch_sweep"].items():
@@ -261,10 +285,14 @@ def main() -> None:
             f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size; with "
             f"the native kernels (attention, draw) it runs {ratios['native_vs_torch_ops']}x its torch-op path; "
             f"{workers} worker processes run {ratios['workers_vs_one_process']}x one process on all threads."
+            + (f" The long run ({run['shopgen_long']['rows']:,} rows, where the last long descriptions' tail "
+               f"weighs less): **{ratios['long_of_roofline']:.0%} of the roofline** "
+               f"({ratios['long_of_roofline_counting_model_rows']:.0%} counting model rows)."
+               if "shopgen_long" in run else "")
         )
-    lines += ["", "Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR` (a model "
-              "`benchmarks/text_presets.py --save DIR` kept)."]
-    (RESULTS / "text_generation.md").write_text("\n".join(lines) + "\n")
+    lines += ["", f"Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR --name {args.name}` "
+              "(a model `benchmarks/text_presets.py --save DIR` kept)."]
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
