@@ -264,7 +264,9 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
     decoder._groups), and once no row waits its batch halves whenever half its slots are idle.
     With guidance, the decoder is a `_GuidedSlots`.
     """
-    queue = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    # by length (a refill pads to its longest prompt), then by content: equal prompts (rows of one product
+    # kind and price band) join one refill, whose prefill runs each distinct prompt once
+    queue = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), prompts[i]), reverse=True)
     slots = min(cfg.rows_per_step, len(prompts))
     longest = max(map(len, prompts)) + sum(f.max_tokens + 2 for f in fields) + 2
     if empty is None:
