@@ -25,13 +25,15 @@ from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text.guard import CopyGuard  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
+from shopgen.text.precision import PRECISIONS  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run(catalog: str, preset: str, save: Path | None = None, load: Path | None = None) -> dict:
+def run(catalog: str, preset: str, save: Path | None = None, load: Path | None = None,
+        precision: str = "fp32") -> dict:
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / catalog / "products.csv")
     schema = CatalogSchema.infer(raw, name=catalog)
     df = schema.check_frame(raw)
@@ -44,7 +46,7 @@ def run(catalog: str, preset: str, save: Path | None = None, load: Path | None =
         model.sampling = SamplingConfig()
         fit_s = model.stats_.seconds
     else:
-        model = TextModel(p).fit(schema, train, show_progress=False)
+        model = TextModel(p, precision=precision).fit(schema, train, show_progress=False)
         fit_s = time.perf_counter() - t0
     if save is not None:  # e.g. for benchmarks/text_generation.py --text-model
         model.save_pretrained(save / f"{catalog}_{preset}")
@@ -77,13 +79,16 @@ def main() -> None:
     parser.add_argument("--catalogs", nargs="+", default=["dmart", "wish_summer_2020"])
     parser.add_argument("--save", type=Path, help="keep each fitted text model under this folder")
     parser.add_argument("--load", type=Path, help="score the models a --save run kept there instead of fitting")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="the GPT's training precision")
+    parser.add_argument("--name", default="text_presets",
+                        help="results file stem under benchmarks/results/ (keep one per machine class)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "text_presets.json"
+    path = RESULTS / f"{args.name}.json"
     results = json.loads(path.read_text()) if path.exists() else []  # runs for other catalogs are kept
     for catalog in args.catalogs:
         for preset in args.presets:
-            row = run(catalog, preset, args.save, args.load)
+            row = run(catalog, preset, args.save, args.load, args.precision)
             print(json.dumps(row), flush=True)
             results = [r for r in results if (r["catalog"], r["preset"]) != (catalog, preset)] + [row]
             path.write_text(json.dumps(results, indent=2))
@@ -107,7 +112,7 @@ def main() -> None:
     lines += ["", "Epochs count passes over the rows; with lead passes, an epoch also passes `lead passes` times "
               "over each row cut after its name.", "", "All scores, per column: text_presets.json. Re-run: "
               "`.venv/bin/python benchmarks/text_presets.py --presets fast small`."]
-    (RESULTS / "text_presets.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
