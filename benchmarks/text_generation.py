@@ -13,6 +13,8 @@ default) and without:
   and a gap is flagged: anything else running halves it, and this VM's own rate moved 16 % in one run),
   and the rate of this model's own matmuls at the sampling batch size (M = batch, K and N = the layer
   widths; one thread, times the workers) is the ceiling a decoder step can reach.
+With `--precision bf16` the sampler multiplies bf16 weights (SamplingConfig.precision), HF generate runs a
+bf16 copy of the model (the same model and settings), and the bf16 roofline is reported beside the fp32 one.
 Writes benchmarks/results/text_generation.{json,md}.
 
     python benchmarks/text_generation.py [--catalog dmart] [--preset small] [--train-seconds 300]
@@ -23,6 +25,7 @@ Writes benchmarks/results/text_generation.{json,md}.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -47,9 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
-    """Best fp32 FLOP/s of a square matmul over 3 trials: the compute ceiling a model step can reach."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_rate(size: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of a square matmul over 3 trials: the compute ceiling a model step can reach."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     best = 0.0
     for _ in range(3):
         a @ b
@@ -60,24 +63,25 @@ def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
     return best
 
 
-def shape_rate(model: torch.nn.Module, batch: int, workers: int, repeats: int = 20) -> float:
+def shape_rate(model: torch.nn.Module, batch: int, workers: int, repeats: int = 20,
+               dtype: torch.dtype = torch.float32) -> float:
     """FLOP/s of the model's own weight matmuls at M = batch: what one decoder step can reach at best.
     Each worker runs one thread: one thread's rate times the workers (an upper bound: cores share memory)."""
     threads = torch.get_num_threads()
     if workers > 1:
         torch.set_num_threads(1)
     try:
-        return workers * _shapes_rate(model, batch, repeats)
+        return workers * _shapes_rate(model, batch, repeats, dtype)
     finally:
         torch.set_num_threads(threads)
 
 
-def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int) -> float:
+def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int, dtype: torch.dtype) -> float:
     shapes = [tuple(m.weight.shape) if type(m).__name__ == "Conv1D" else tuple(m.weight.shape[::-1])
               for m in model.modules() if type(m).__name__ in ("Conv1D", "Linear")]
     flops, seconds = 0.0, 0.0
     for k, n in shapes:
-        x, w, b = torch.randn(batch, k), torch.randn(k, n), torch.randn(n)
+        x, w, b = (torch.randn(*shape, dtype=dtype) for shape in ((batch, k), (k, n), (n,)))
         torch.addmm(b, x, w)
         t0 = time.perf_counter()
         for _ in range(repeats):
@@ -117,13 +121,15 @@ def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: 
 
 
 @torch.no_grad()
-def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: int, seed: int) -> dict:
+def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: int, seed: int,
+       lm: torch.nn.Module | None = None) -> dict:
     """What a user of `generate` writes: per field, generate until the end token, append the next marker.
 
     In the guided fields, HF's own classifier-free guidance (`guidance_scale` = 1 + w, the empty prompt plus
-    the text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step."""
+    the text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step.
+    `lm`: the network to run (default: the model's own; a bf16 copy for `--precision bf16`)."""
     torch.manual_seed(seed)
-    lm, end, pad = model.model_, model._id(END), model._id(PAD)
+    lm, end, pad = lm or model.model_, model._id(END), model._id(PAD)
     empty = model._encode([model.format_.empty_prompt()])[0]
     fields, tokens = model.field_specs(), 0
 
@@ -174,6 +180,8 @@ def main() -> None:
     parser.add_argument("--hf1-rows", type=int, default=32, help="rows for HF generate at batch 1 (it is slow)")
     parser.add_argument("--long-rows", type=int, default=8192,
                         help="rows for shopgen's long run, where the last rows' tail weighs little (0: skip it)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="the float type of the weight matmuls, for shopgen's sampler and HF generate alike")
     parser.add_argument("--name", default="text_generation",
                         help="results file stem under benchmarks/results/ (keep one per machine class)")
     args = parser.parse_args()
@@ -194,20 +202,23 @@ def main() -> None:
     rows = df.sample(args.rows, random_state=0, replace=True)
     prompts = model._encode(model.format_.prompts(rows))
     long_prompts = model._encode(model.format_.prompts(df.sample(args.long_rows, random_state=1, replace=True)))
-    cfg = SamplingConfig(batch_size=args.batch_size, guidance=args.guidance)  # the default: guided
+    cfg = SamplingConfig(batch_size=args.batch_size, guidance=args.guidance, precision=args.precision)  # guided
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    hf_lm = copy.deepcopy(model.model_).to(dtype)
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate_start = matmul_rate()
     workers = plan(len(prompts), cfg.workers)
     model_rows = cfg.rows_per_step * (2 if guided(cfg, len(model.field_specs()) - 1) else 1)  # rows most steps run
-    shapes = shape_rate(model.model_, model_rows, workers)
+    shapes = shape_rate(model.model_, model_rows, workers, dtype=dtype)
+    rate_bf16 = matmul_rate(dtype=torch.bfloat16) if args.precision == "bf16" else None
 
     def measure(c: SamplingConfig) -> dict:
         return {"sampling": vars(c), "batch": c.rows_per_step, "workers": workers,
                 "shopgen": ours(model, prompts, c, seed=0),
                 "shopgen_one_process": ours(model, prompts, replace(c, workers=1), seed=0),
                 "shopgen_torch_ops": ours(model, prompts, c, seed=0, native_kernels=False),
-                "hf_same_batch": hf(model, prompts[: args.hf_rows], c, c.rows_per_step, seed=0),
-                "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0),
+                "hf_same_batch": hf(model, prompts[: args.hf_rows], c, c.rows_per_step, seed=0, lm=hf_lm),
+                "hf_batch_1": hf(model, prompts[: args.hf1_rows], c, 1, seed=0, lm=hf_lm),
                 **({"shopgen_long": ours(model, long_prompts, c, seed=0)} if long_prompts else {})}
 
     settings = [cfg] + ([replace(cfg, guidance=0.0)] if cfg.guidance > 0 else [])
@@ -223,6 +234,7 @@ def main() -> None:
             "of_roofline": round(s / roofline, 3),
             "of_roofline_counting_model_rows": round(rows * s / roofline, 3),
             "of_model_shape_roofline": round(rows * s * 2 * params / shapes, 3),
+            **({"of_bf16_roofline": round(s * 2 * params / rate_bf16, 3)} if rate_bf16 else {}),
             "vs_hf_batch_1": round(s / run["hf_batch_1"]["tokens_per_s"], 1),
             "vs_hf_same_batch": round(s / run["hf_same_batch"]["tokens_per_s"], 2),
             "native_vs_torch_ops": round(s / run["shopgen_torch_ops"]["tokens_per_s"], 2),
@@ -237,7 +249,9 @@ def main() -> None:
         "model": source, "cpu": cpu(), "parameters": params, "threads": torch.get_num_threads(), "workers": workers,
         "matmul_gflops": round(rate / 1e9, 1),
         "matmul_gflops_probes": [round(rate_start / 1e9, 1), round(rate_end / 1e9, 1)],
-        "roofline_tokens_per_s": round(roofline),
+        "roofline_tokens_per_s": round(roofline), "precision": args.precision,
+        **({"bf16_matmul_gflops": round(rate_bf16 / 1e9, 1),
+            "bf16_roofline_tokens_per_s": round(rate_bf16 / (2 * params))} if rate_bf16 else {}),
         "model_shape_gflops": round(shapes / 1e9, 1), "model_shape_roofline_tokens_per_s": round(shapes / (2 * params)),
         "runs": runs, "shopgen_batch_sweep": sweep,
     }
@@ -269,10 +283,15 @@ def main() -> None:
     lines += [
         "", f"Roofline: {result['matmul_gflops']} GFLOP/s fp32 matmul (probes at start and end: {probes[0]}, "
         f"{probes[1]}; the higher counts) / (2 x {params:,}) = {result['roofline_tokens_per_s']:,} tokens/s. The "
-        f"model's own matmuls at {model_rows} rows run at {result['model_shape_gflops']} GFLOP/s "
+        f"model's own matmuls at {model_rows} rows run at {result['model_shape_gflops']} GFLOP/s in {args.precision} "
         f"({workers} x one thread): {result['model_shape_roofline_tokens_per_s']:,} tokens/s is what decoder steps "
         "could reach with nothing else in them.", "",
     ]
+    if rate_bf16:
+        lines += [f"Matmuls in bf16 (`--precision bf16`: shopgen's weight matmuls and HF's whole model): the square "
+                  f"bf16 matmul runs at {result['bf16_matmul_gflops']} GFLOP/s, a bf16 roofline of "
+                  f"{result['bf16_roofline_tokens_per_s']:,} tokens/s; ratios to the roofline below are to the fp32 "
+                  "one, as issue 3 defines it, and to the bf16 one.", ""]
     if min(probes) < 0.85 * max(probes):
         lines += ["**The two probes differ by more than 15 %: the machine's speed changed during the run (another "
                   "process, or the VM's host), and the ratios to the roofline are uncertain by as much.**", ""]
@@ -280,6 +299,7 @@ def main() -> None:
         ratios = run["ratios"]
         lines.append(
             f"- guidance {run['sampling']['guidance']}: **{ratios['of_roofline']:.0%} of the roofline** "
+            + (f"({ratios['of_bf16_roofline']:.0%} of the bf16 one) " if "of_bf16_roofline" in ratios else "") +
             f"({ratios['of_roofline_counting_model_rows']:.0%} counting each model row a guided token costs; "
             f"{ratios['of_model_shape_roofline']:.0%} of the model-shape ceiling), **{ratios['vs_hf_batch_1']}x** HF "
             f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size; with "
@@ -290,7 +310,7 @@ def main() -> None:
                f"({ratios['long_of_roofline_counting_model_rows']:.0%} counting model rows)."
                if "shopgen_long" in run else "")
         )
-    lines += ["", f"Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR --name {args.name}` "
+    lines += ["", f"Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR --precision {args.precision} --name {args.name}` "
               "(a model `benchmarks/text_presets.py --save DIR` kept)."]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 

@@ -24,6 +24,7 @@ from shopgen.ids import generate_ids
 from shopgen.presets import get_preset
 from shopgen.schema import CatalogSchema
 from shopgen.tabular import TabularModel
+from shopgen.text.precision import PRECISIONS
 from shopgen.text.sampler import SamplingConfig
 from shopgen.validation import ValidationResult, validate
 
@@ -87,7 +88,7 @@ class CatalogSynthesizer:
     def sample(
         self, n: int, seed: int = 0, conditions: Conditions | None = None, allow_copies: bool = False,
         temperature: float | None = None, top_p: float | None = None, guidance: float | None = None,
-        text_workers: int | None = None, guide_all_fields: bool = False,
+        text_workers: int | None = None, guide_all_fields: bool = False, text_precision: str | None = None,
     ) -> pd.DataFrame:
         """Exactly `n` valid rows, each meeting `conditions` (e.g. {"category": "Shoes", "price": (10, 50)}).
 
@@ -95,6 +96,8 @@ class CatalogSynthesizer:
         so they agree with the conditions too. `text_workers`: processes writing text, one thread each
         (default: one per torch thread). `guide_all_fields`: guidance steers every text field, not only the
         first (the name): a little more faithful text, for ~1.4x the text time (README: guidance).
+        `text_precision`: the float type of the text decoder's matmuls, "fp32", "bf16" or "auto" (the default:
+        bf16 where a timing finds it faster; README: sampling precision).
         """
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")
@@ -102,6 +105,8 @@ class CatalogSynthesizer:
             raise ShopgenError(f"guidance {guidance} is negative; use 0 (off) or more (e.g. 1.0)")
         if text_workers is not None and text_workers < 1:
             raise ShopgenError(f"text_workers {text_workers} is below 1; use 1 (sample in this process) or more")
+        if text_precision is not None and text_precision not in PRECISIONS:
+            raise ShopgenError(f"text precision {text_precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
         conditions = check(conditions, self.schema) if conditions else None
         sampling = None
         if self.text_model_ is not None:
@@ -112,6 +117,7 @@ class CatalogSynthesizer:
                 guidance=base.guidance if guidance is None else guidance,
                 workers=base.workers if text_workers is None else text_workers,
                 guided_fields=None if guide_all_fields else base.guided_fields,
+                precision=base.precision if text_precision is None else text_precision,
             )
         rng = np.random.default_rng(seed)
         seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}

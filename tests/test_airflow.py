@@ -186,6 +186,25 @@ def test_sample_operator_passes_its_rendered_guide_all_fields_on(af, tiny_synth,
     assert not (tmp_path / "c.csv").exists()
 
 
+def test_sample_operator_passes_its_rendered_text_precision_on(af, tiny_synth, tmp_path):
+    """The decoder's matmul precision reaches the sampler from a template (bf16 writes other text for the
+    same seed); an unknown one is refused by name, before anything is written."""
+    ops, airflow_error, _ = af
+    _, bundle = tiny_synth
+    written = {}
+    for precision in ("fp32", "bf16"):
+        op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=12, seed=2,
+                                       output=str(tmp_path / f"{precision}.csv"), text_precision="{{ params.p }}")
+        render_and_run(op, params={"p": precision})
+        written[precision] = pd.read_csv(tmp_path / f"{precision}.csv")
+    assert not written["bf16"][["name", "description"]].equals(written["fp32"][["name", "description"]])
+    op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=5, output=str(tmp_path / "c.csv"),
+                                   text_precision="{{ params.p }}")
+    with pytest.raises(airflow_error, match="text precision 'fp8' is unknown"):
+        render_and_run(op, params={"p": "fp8"})
+    assert not (tmp_path / "c.csv").exists()
+
+
 def test_fit_and_evaluate_operators(af, tmp_path, sample_df):
     ops, _, fail = af
     sample_df.sample(300, random_state=2).to_csv(tmp_path / "small.csv", index=False)

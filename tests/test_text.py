@@ -426,6 +426,31 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
         assert dec.lengths.tolist() == [len(seq) for seq in seqs]
 
 
+@pytest.mark.parametrize("attention", ["native", "torch"], indirect=True)
+def test_slot_decoder_in_bf16_stays_within_rounding_of_the_fp32_forward(attention):
+    """precision="bf16" multiplies bf16 copies of the weights: its logits differ from the fp32 forward's
+    (the matmuls did run in bf16) by no more than bf16's rounding, through prefill and steps, and the
+    model's own fp32 weights are untouched."""
+    from shopgen.text.decoder import SlotDecoder
+
+    model = _tiny_lm(300, seed=7)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    torch.manual_seed(3)
+    seqs = [torch.randint(0, 300, (n,)).tolist() for n in (6, 3, 9)]
+    dec = SlotDecoder(model, 3, 20, precision="bf16")
+    dec.prefill(torch.arange(3), seqs)
+    for _ in range(3):
+        feed = torch.randint(0, 300, (3,))
+        logits = dec.step(feed)
+        seqs = [seq + [int(t)] for seq, t in zip(seqs, feed)]
+        with torch.no_grad():
+            ref = torch.stack([model(input_ids=torch.tensor([seq])).logits[0, -1] for seq in seqs])
+        error = float((logits - ref).abs().max())
+        assert logits.dtype == torch.float32
+        assert 1e-4 < error < 0.02 * float(ref.abs().max()), error  # fp32 here: ~1.5e-5; bf16: ~1.3e-3
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+
+
 def test_copy_guard_lets_stock_phrases_through_only_when_asked():
     """A description that 1 % of the rows carry ("India") is the catalog's stock phrase, not a record."""
     texts = ["India"] * 6 + [f"product number {i}" for i in range(94)]

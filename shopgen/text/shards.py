@@ -23,10 +23,12 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 
 import torch
 
 from shopgen.errors import ShopgenError
+from shopgen.text.precision import resolve
 from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
 
 MIN_SHARD_ROWS = 64  # fewer rows a worker do not pay for its start (forked: ~40 ms for a tiny model); redraws stay here
@@ -55,7 +57,9 @@ def generate_sharded(
 ) -> list[list[list[int]]]:
     """`sampler.generate_fields` over `plan(len(prompts), cfg.workers)` workers; the same result shape.
 
-    With one worker it runs here, on the caller's generator, exactly as `generate_fields` does."""
+    With one worker it runs here, on the caller's generator, exactly as `generate_fields` does. An "auto"
+    precision is decided here, once: every worker multiplies in the same float type."""
+    cfg = replace(cfg, precision=resolve(cfg.precision))
     workers = plan(len(prompts), cfg.workers)
     if workers == 1:
         return generate_fields(model, prompts, fields, cfg=cfg, generator=generator, on_batch=on_batch, **sampler_args)
