@@ -407,6 +407,9 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
     seqs.append(list(seqs[0]))  # equal prefixes run once; each slot then goes its own way
     dec = SlotDecoder(model, 4, 20)
     assert (dec.native is not None) == (attention == "native")
+    # the kernel's int8 cache rounds keys and values: ~2e-3 here at width 128, where logits reach 1.3 (a wrong
+    # slot, or a dropped cell, moves them by 0.36 or more)
+    tolerance = 1e-2 if dec.native is not None else 1e-4
     dec.prefill(torch.arange(4), seqs)
 
     def reference(seq):
@@ -422,7 +425,7 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
         logits = dec.step(feed, slots) if step in (3, 4) else dec.step(feed)
         for row, slot in enumerate(slots.tolist()):
             seqs[slot] = seqs[slot] + [int(feed[row])]
-            assert torch.allclose(logits[row], reference(seqs[slot]), atol=1e-4), (step, slot)
+            assert torch.allclose(logits[row], reference(seqs[slot]), atol=tolerance), (step, slot)
         assert dec.lengths.tolist() == [len(seq) for seq in seqs]
 
 
@@ -489,28 +492,35 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
                 assert torch.allclose(logits[slot], ref, atol=1e-4), (step, slot)
 
 
+def _int8_cache(slots: int, heads: int, span: int, dim: int) -> tuple[torch.Tensor, ...]:
+    """Zeroed int8 keys and values and their float scales, as the decoder gives the kernel."""
+    return (torch.zeros(slots, heads, span, dim, dtype=torch.int8), torch.zeros(slots, heads, span, dim, dtype=torch.int8),
+            torch.zeros(slots, heads, span), torch.zeros(slots, heads, span))
+
+
 def test_native_kernel_refuses_a_full_cache_and_writes_no_cell_past_it():
     """A slot with no cell left raises instead of writing past the cache (the C loop has no bounds of its own);
     the other slots are written as usual. A row's slot index past the cache is refused before the kernel runs."""
     from shopgen.text import native
 
     fn = _native_kernel()
-    k, v = torch.zeros(2, 2, 4, 8, dtype=torch.float16), torch.zeros(2, 2, 4, 8, dtype=torch.float16)
+    k, v, ks, vs = _int8_cache(2, 2, 4, 8)
     qkv = torch.ones(2, 3 * 16)
-    native.decode_attention(fn, qkv, k, v, torch.tensor([3, 0]), 1.0)
-    assert k[0, :, 3].eq(1).all() and k[1, :, 0].eq(1).all()
+    native.decode_attention(fn, qkv, k, v, ks, vs, torch.tensor([3, 0]), 1.0)
+    assert k[0, :, 3].eq(127).all() and k[1, :, 0].eq(127).all() and ks[0, :, 3].eq(1 / 127).all()
     k.zero_()
     with pytest.raises(IndexError, match="cache is full"):
-        native.decode_attention(fn, qkv, k, v, torch.tensor([4, 1]), 1.0)
-    assert k[0].eq(0).all() and k[1, :, 1].eq(1).all()
+        native.decode_attention(fn, qkv, k, v, ks, vs, torch.tensor([4, 1]), 1.0)
+    assert k[0].eq(0).all() and k[1, :, 1].eq(127).all()
     with pytest.raises(ValueError, match="slots inside the cache"):  # a slot index past the cache
-        native.decode_attention(fn, qkv, k, v, torch.tensor([0, 0]), 1.0, torch.tensor([1, 2]))
+        native.decode_attention(fn, qkv, k, v, ks, vs, torch.tensor([0, 0]), 1.0, torch.tensor([1, 2]))
 
 
-def test_native_kernel_keeps_an_fp16_cache_and_its_portable_build_agrees(tmp_path):
-    """The cache holds each key and value rounded to fp16 (nearest even), and attention over it is the
-    float attention of those values. The build without -march=native (no F16C: the conversions in plain C,
-    as on machines without it) writes the same bits and gives the same output."""
+def test_native_kernel_keeps_an_int8_cache_and_its_portable_build_agrees(tmp_path):
+    """The cache holds each key and value vector as int8 with a scale (absmax / 127), rounded as
+    `native.quantize` rounds the prefill's, and attention over it is the float attention of the values the
+    cells stand for. The build without -march=native (no AVX2: the plain C loops) writes the same bytes and
+    gives the same output."""
     from shopgen.text import native
 
     fast = _native_kernel()
@@ -520,27 +530,31 @@ def test_native_kernel_keeps_an_fp16_cache_and_its_portable_build_agrees(tmp_pat
     torch.manual_seed(0)
     slots, heads, span, dim = 3, 2, 6, 64
     qkv = torch.randn(slots, 3 * heads * dim) * 3
-    # subnormal, overflow, rounding, into the value of slot 1, whose only cell is the new one (weight 1)
-    qkv[1, 2 * heads * dim: 2 * heads * dim + 4] = torch.tensor([1e-6, -3e-7, 7e4, 1 / 3])
+    qkv[1, heads * dim: heads * dim + dim] = 0.0  # a zero key vector: scale 0, no division by it
+    qkv[1, 2 * heads * dim: 2 * heads * dim + 4] = torch.tensor([1e-6, -3e-7, 7e4, 1 / 3])  # one huge entry
     pos = torch.tensor([5, 0, 2])
-    history = torch.randn(slots, heads, span, dim).half()
+    history = native.quantize(torch.randn(slots, heads, span, dim))
     outs, caches = [], []
     for lib in (fast, portable):
-        k, v = history.clone(), history.flip(-1).contiguous()
-        outs.append(native.decode_attention(lib, qkv, k, v, pos, dim**-0.5))
-        caches.append((k, v))
-    assert torch.equal(caches[0][0].view(torch.int16), caches[1][0].view(torch.int16))
-    assert torch.equal(caches[0][1].view(torch.int16), caches[1][1].view(torch.int16))
-    k, v = caches[0]
-    new_k = qkv[:, heads * dim: 2 * heads * dim].view(slots, heads, dim)
-    assert torch.equal(k[torch.arange(slots), :, pos], new_k.half())  # torch's own rounding to fp16
-    assert torch.equal(v[1, 0, 0, :4], torch.tensor([1e-6, -3e-7, float("inf"), 1 / 3]).half())
+        k, v = history[0].clone(), history[0].flip(-1).contiguous()
+        ks, vs = history[1].clone(), history[1].flip(-1).contiguous()
+        outs.append(native.decode_attention(lib, qkv, k, v, ks, vs, pos, dim**-0.5))
+        caches.append((k, v, ks, vs))
+    for a, b in zip(*caches):
+        assert torch.equal(a, b)
+    k, v, ks, vs = caches[0]
+    rows = torch.arange(slots)
+    new_k, new_ks = native.quantize(qkv[:, heads * dim: 2 * heads * dim].view(slots, heads, dim))
+    assert torch.equal(k[rows, :, pos], new_k) and torch.equal(ks[rows, :, pos], new_ks)
+    assert ks[1, 0, 0] == 0 and k[1, 0, 0].eq(0).all()
+    assert v[1, 0, 0, :4].tolist() == [0, 0, 127, 0] and vs[1, 0, 0] == 7e4 / 127
     for b in range(slots):
         n = int(pos[b]) + 1
         q = qkv[b, : heads * dim].view(heads, 1, dim)
-        ref = torch.softmax(q @ k[b, :, :n].float().transpose(-1, -2) * dim**-0.5, -1) @ v[b, :, :n].float()
-        assert torch.allclose(outs[0][b], ref.reshape(-1), atol=1e-5)
-    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+        keys, values = k[b, :, :n] * ks[b, :, :n, None], v[b, :, :n] * vs[b, :, :n, None]
+        ref = torch.softmax(q @ keys.transpose(-1, -2) * dim**-0.5, -1) @ values
+        assert torch.allclose(outs[0][b], ref.reshape(-1), rtol=1e-4, atol=1e-4)
+    assert torch.allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4)
 
 
 def test_native_gelu_is_torchs_tanh_gelu():

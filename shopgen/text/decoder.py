@@ -74,13 +74,15 @@ class SlotDecoder:
         else:
             self.activation = partial(F.gelu, approximate=self.gelu)
         shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
-        dtype = torch.float32 if self.native is None else native.CACHE_DTYPE  # the kernel's cache is fp16
+        dtype = torch.float32 if self.native is None else native.CACHE_DTYPE  # the kernel's cache is int8
         # torch's masked cells still enter 0 * value, so they must be zeros. The kernel reads only cells it
         # wrote, so its cache is left unzeroed and the pages rows never reach are never touched: 1,024 guided
         # dmart rows on one thread ran 1.06x faster and peaked at 0.95 GB instead of 1.5 (a shadow's span
         # holds only its prompt and name)
         alloc = torch.zeros if self.native is None else torch.empty
         self.k, self.v = alloc(shape, dtype=dtype), alloc(shape, dtype=dtype)
+        # the kernel's per-vector scales (native.quantize); the torch path keeps fp32 values and needs none
+        self.ks, self.vs = (alloc(shape[:4]), alloc(shape[:4])) if self.native is not None else (None, None)
         self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
 
     @staticmethod
@@ -164,12 +166,19 @@ class SlotDecoder:
         x = self.t.wte(ids) + self.t.wpe(torch.arange(width))
         for i in range(len(self.t.h)):
             q, k, v = self._qkv(i, x)
-            self.k[i, slots, :, :width] = k.to(self.k.dtype)[which]
-            self.v[i, slots, :, :width] = v.to(self.v.dtype)[which]
+            self._write(i, slots, width, k[which], v[which])
             if i + 1 == len(self.t.h):
                 break
             x = self._finish(i, x, self._merged(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
         self.lengths[slots] = torch.tensor([len(p) for p in prefixes])
+
+    def _write(self, i: int, slots: torch.Tensor, width: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Layer `i`'s keys and values (slots, heads, width, head_dim) into cells 0..width-1 of `slots`."""
+        if self.ks is None:
+            self.k[i, slots, :, :width], self.v[i, slots, :, :width] = k, v
+            return
+        for cache, scales, x in ((self.k, self.ks, k), (self.v, self.vs, v)):
+            cache[i, slots, :, :width], scales[i, slots, :, :width] = native.quantize(x)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
@@ -211,7 +220,7 @@ class SlotDecoder:
         scale = self.head_dim**-0.5
         for i, block in enumerate(self.t.h):
             qkv = _project(block.ln_1(x), self.projections[i][0])
-            att = native.decode_attention(self.native, qkv, self.k[i], self.v[i], at, scale, slots)
+            att = native.decode_attention(self.native, qkv, self.k[i], self.v[i], self.ks[i], self.vs[i], at, scale, slots)
             x = self._finish(i, x, att)
         if slots is None:
             self.lengths = self.lengths + 1

@@ -3,7 +3,8 @@
 - decode_attention.c: in the torch path a decoding step's attention is a handful of ops per group of slots
   and layer (scores, mask, softmax, two bmm, concatenation), each reading a padded span of the cache; at
   batch 128 on dmart they cost as much as all the weight matmuls together. The kernel is one call per
-  layer that writes the new key and value and reads each slot's own history once.
+  layer that writes the new key and value and reads each slot's own history once, from an int8 cache
+  with a scale per vector (`quantize`).
 - draw.c: top-k, top-p and the categorical draw of every row in one pass over its logits, where torch
   takes ~15 calls a step.
 - gelu.c: GPT-2's tanh GELU in one vectorised pass: 1.0 ms less a step at 256 slots on one thread
@@ -13,7 +14,7 @@ All go into one library, built with the machine's C compiler (`cc -O3 -march=nat
 a project machine) into $SHOPGEN_CACHE_DIR, else $XDG_CACHE_HOME/shopgen, else ~/.cache/shopgen, under a
 name keyed by the sources, the flags and the CPU. Nothing is downloaded. Without a compiler, or with
 SHOPGEN_NATIVE=0, `kernel()` is None and the sampler keeps its torch path, with an fp32 cache (the same
-attention to the fp16 rounding of the kernel's cache; the same distribution for the draw).
+attention to the int8 rounding of the kernel's cache; the same distribution for the draw).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ FLAG_SETS = (  # the first that builds wins: not every compiler knows -march=nat
     ["-O3", "-fPIC", "-shared", "-std=gnu11"],  # one thread, still one call per layer
 )
 log = logging.getLogger(__name__)
-CACHE_DTYPE = torch.float16  # what decode_attention.c keeps keys and values in
+CACHE_DTYPE = torch.int8  # what decode_attention.c keeps keys and values in, each vector with a float scale
 
 
 def cache_dir() -> Path:
@@ -95,7 +96,7 @@ def kernel() -> ctypes.CDLL | None:
 def _load(target: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(target))  # torch's OpenMP runtime is loaded first: the library shares it
     pointer, size = ctypes.c_void_p, ctypes.c_int64
-    lib.shopgen_decode_attention.argtypes = [*[pointer] * 6, *[size] * 4, ctypes.c_float, ctypes.c_int]
+    lib.shopgen_decode_attention.argtypes = [*[pointer] * 8, *[size] * 4, ctypes.c_float, ctypes.c_int]
     lib.shopgen_decode_attention.restype = size
     lib.shopgen_draw.argtypes = [*[pointer] * 3, *[size] * 3, ctypes.c_double, ctypes.c_double, ctypes.c_int]
     lib.shopgen_draw.restype = None
@@ -106,15 +107,25 @@ def _load(target: Path) -> ctypes.CDLL:
     return lib
 
 
-def decode_attention(lib: ctypes.CDLL, qkv: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     pos: torch.Tensor, scale: float, slots: torch.Tensor | None = None) -> torch.Tensor:
+def quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`x` (..., dim) as the kernel's cache holds it: int8 values and a float scale per vector (absmax / 127),
+    rounded as decode_attention.c rounds (to nearest, ties to even)."""
+    top = x.abs().amax(-1)
+    inv = torch.where(top > 0, 127.0 / top, torch.zeros_like(top))
+    return torch.round(x * inv[..., None]).to(CACHE_DTYPE), top / 127.0
+
+
+def decode_attention(lib: ctypes.CDLL, qkv: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ks: torch.Tensor,
+                     vs: torch.Tensor, pos: torch.Tensor, scale: float, slots: torch.Tensor | None = None) -> torch.Tensor:
     """For each row of `qkv` (rows, 3 * heads * head_dim), write its new key and value at `pos` into its
-    slot of the layer cache `k`, `v` (slots, heads, span, head_dim; float16) and return its attention
-    output, (rows, heads * head_dim). Row i's slot is `slots[i]` (int64), or i. All contiguous."""
+    slot of the layer cache `k`, `v` (slots, heads, span, head_dim; int8) and their scales `ks`, `vs` (slots,
+    heads, span; float32), and return its attention output, (rows, heads * head_dim). Row i's slot is
+    `slots[i]` (int64), or i. All contiguous."""
     n_slots, heads, span, dim = k.shape
     rows = len(qkv)
-    ok = (qkv.is_contiguous() and k.is_contiguous() and v.is_contiguous() and pos.is_contiguous()
+    ok = (all(t.is_contiguous() for t in (qkv, k, v, ks, vs, pos))
           and qkv.dtype == torch.float32 and k.dtype == v.dtype == CACHE_DTYPE and pos.dtype == torch.int64
+          and k.shape == v.shape and ks.dtype == vs.dtype == torch.float32 and ks.shape == vs.shape == k.shape[:3]
           and qkv.shape == (rows, 3 * heads * dim) and pos.shape == (rows,))
     if slots is None:
         ok = ok and rows <= n_slots
@@ -122,10 +133,11 @@ def decode_attention(lib: ctypes.CDLL, qkv: torch.Tensor, k: torch.Tensor, v: to
         ok = (ok and slots.is_contiguous() and slots.dtype == torch.int64 and slots.shape == (rows,)
               and (rows == 0 or (int(slots.min()) >= 0 and int(slots.max()) < n_slots)))
     if not ok:
-        raise ValueError("decode_attention needs contiguous float32 qkv (rows, 3*d), float16 caches, int64 positions "
-                         "and int64 slots inside the cache")
+        raise ValueError("decode_attention needs contiguous float32 qkv (rows, 3*d), int8 caches with float32 "
+                         "scales, int64 positions and int64 slots inside the cache")
     out = torch.empty(rows, heads * dim)
-    if lib.shopgen_decode_attention(qkv.data_ptr(), k.data_ptr(), v.data_ptr(), pos.data_ptr(),
+    if lib.shopgen_decode_attention(qkv.data_ptr(), k.data_ptr(), v.data_ptr(), ks.data_ptr(), vs.data_ptr(),
+                                    pos.data_ptr(),
                                     None if slots is None else slots.data_ptr(), out.data_ptr(),
                                     rows, heads, dim, span, scale, torch.get_num_threads()):
         raise IndexError(f"a slot's cache is full ({span} cells): size the decoder for the longest row")
