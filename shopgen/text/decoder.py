@@ -61,8 +61,10 @@ class SlotDecoder:
         self.t = model.transformer
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         # (weight (in, out), bias) per projection, in the matmul's float type: fp32 ones are the model's own
-        self.projections = [tuple(_cast(m.weight, m.bias, dtype) for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj))
-                     for b in self.t.h]
+        self.projections = [
+            tuple(_cast(m.weight, m.bias, dtype) for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj))
+            for b in self.t.h
+        ]
         head_bias = torch.zeros(model.lm_head.weight.shape[0]) if bias is None else bias  # the ban list, in the matmul
         self.head = _cast(model.lm_head.weight.t(), head_bias, dtype)
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
