@@ -167,41 +167,26 @@ def test_sample_operator_passes_its_rendered_text_workers_on(af, tiny_synth, tmp
     assert not (tmp_path / "c.csv").exists()
 
 
-def test_sample_operator_passes_its_rendered_guide_all_fields_on(af, tiny_synth, tmp_path):
-    """Guidance on every field reaches the sampler from a template (the descriptions change); a value that
-    is not a boolean is refused by name, before anything is written."""
+@pytest.mark.parametrize(("argument", "values", "bad", "message"), [
+    ("guide_all_fields", ("false", "true"), "maybe", "guide_all_fields 'maybe' is not true or false"),
+    ("text_precision", ("fp32", "bf16"), "fp8", "text precision 'fp8' is unknown"),
+])
+def test_sample_operator_passes_a_rendered_text_option_on(af, tiny_synth, tmp_path, argument, values, bad, message):
+    """Guidance on every field, or bf16 matmuls in the text decoder, reach the sampler from a template (the text
+    of the same seed changes); a value the option does not take is refused by name, before anything is written."""
     ops, airflow_error, _ = af
     _, bundle = tiny_synth
-    written = {}
-    for flag in ("false", "true"):
+    written = []
+    for value in values:
         op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=12, seed=2,
-                                       output=str(tmp_path / f"{flag}.csv"), guide_all_fields="{{ params.flag }}")
-        render_and_run(op, params={"flag": flag})
-        written[flag] = pd.read_csv(tmp_path / f"{flag}.csv")
-    assert not written["true"]["description"].equals(written["false"]["description"])
+                                       output=str(tmp_path / f"{value}.csv"), **{argument: "{{ params.value }}"})
+        render_and_run(op, params={"value": value})
+        written.append(pd.read_csv(tmp_path / f"{value}.csv")[["name", "description"]])
+    assert not written[0].equals(written[1])
     op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=5, output=str(tmp_path / "c.csv"),
-                                   guide_all_fields="{{ params.flag }}")
-    with pytest.raises(airflow_error, match="guide_all_fields 'maybe' is not true or false"):
-        render_and_run(op, params={"flag": "maybe"})
-    assert not (tmp_path / "c.csv").exists()
-
-
-def test_sample_operator_passes_its_rendered_text_precision_on(af, tiny_synth, tmp_path):
-    """The decoder's matmul precision reaches the sampler from a template (bf16 writes other text for the
-    same seed); an unknown one is refused by name, before anything is written."""
-    ops, airflow_error, _ = af
-    _, bundle = tiny_synth
-    written = {}
-    for precision in ("fp32", "bf16"):
-        op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=12, seed=2,
-                                       output=str(tmp_path / f"{precision}.csv"), text_precision="{{ params.p }}")
-        render_and_run(op, params={"p": precision})
-        written[precision] = pd.read_csv(tmp_path / f"{precision}.csv")
-    assert not written["bf16"][["name", "description"]].equals(written["fp32"][["name", "description"]])
-    op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=5, output=str(tmp_path / "c.csv"),
-                                   text_precision="{{ params.p }}")
-    with pytest.raises(airflow_error, match="text precision 'fp8' is unknown"):
-        render_and_run(op, params={"p": "fp8"})
+                                   **{argument: "{{ params.value }}"})
+    with pytest.raises(airflow_error, match=message):
+        render_and_run(op, params={"value": bad})
     assert not (tmp_path / "c.csv").exists()
 
 
