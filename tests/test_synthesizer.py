@@ -56,6 +56,7 @@ def test_text_precision_reaches_the_text_training(sample_schema, sample_df):
     synth = CatalogSynthesizer(sample_schema, tabular="copula", preset="fast", text_epochs=1, text_max_seconds=10,
                                text_precision="bf16", show_progress=False).fit(sample_df.sample(120, random_state=1))
     assert synth.text_model_.stats_.precision == "bf16" and synth.text_model_.stats_.steps > 0
+    assert synth.text_model_.model_.config._attn_implementation == "sdpa"  # eager for the bf16 training only
 
 
 def test_copy_guard_keeps_training_text_out_of_samples(tiny_synth, sample_df):

@@ -454,6 +454,22 @@ def test_slot_decoder_in_bf16_stays_within_rounding_of_the_fp32_forward(attentio
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
 
 
+def test_bf16_training_swaps_sdpa_for_the_plain_attention_and_back():
+    """Under bf16 the training runs the plain matmul-softmax attention (faster there than SDPA's backward),
+    in fp32 it keeps SDPA; either way the model leaves with the attention it came with, also on an error."""
+    from shopgen.text.train import _attention_for
+
+    model = _tiny_lm(50)
+    assert model.config._attn_implementation == "sdpa"
+    with _attention_for(model, "bf16"):
+        assert model.config._attn_implementation == "eager"
+    with _attention_for(model, "fp32"):
+        assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(RuntimeError), _attention_for(model, "bf16"):
+        raise RuntimeError("a step failed")
+    assert model.config._attn_implementation == "sdpa"
+
+
 def test_copy_guard_lets_stock_phrases_through_only_when_asked():
     """A description that 1 % of the rows carry ("India") is the catalog's stock phrase, not a record."""
     texts = ["India"] * 6 + [f"product number {i}" for i in range(94)]

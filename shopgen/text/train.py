@@ -6,9 +6,11 @@ when the time budget does; a validation split stops training early and keeps the
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -112,6 +114,24 @@ def _evaluate(model: torch.nn.Module, seqs: list, batch_size: int, pad_id: int) 
     return total / max(count, 1)
 
 
+@contextlib.contextmanager
+def _attention_for(model: torch.nn.Module, precision: str) -> Iterator[None]:
+    """Under bf16 autocast, the plain matmul-softmax attention instead of SDPA, for the training only.
+
+    The CPU's SDPA backward was a fifth of a bf16 step; the plain attention runs on the bf16 matmuls (AMX
+    Xeon, `small`: 161 against 186 ms a step). In fp32, SDPA is the faster (245 against 260 ms). The
+    implementation is not saved with the model."""
+    attention = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    swap = precision == "bf16" and attention == "sdpa" and hasattr(model, "set_attn_implementation")
+    if swap:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if swap:
+            model.set_attn_implementation(attention)
+
+
 def train_lm(
     model: torch.nn.Module,
     seqs: list[Seq],
@@ -161,9 +181,9 @@ def train_lm(
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
+    opt = torch.optim.AdamW(  # fused: one pass over the weights a step (bf16 on AMX: 176 against 186 ms a step)
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate, betas=(0.9, 0.95),
+        lr=learning_rate, betas=(0.9, 0.95), fused=True,
     )
     steps_per_epoch = math.ceil(len(train) / batch_size)
     planned = max(1, max_epochs * steps_per_epoch)
@@ -172,7 +192,7 @@ def train_lm(
     tokens, ema, mark = 0, None, None
     start = time.perf_counter()
     model.train()
-    with progress_bar(show_progress) as bar:
+    with _attention_for(model, precision), progress_bar(show_progress) as bar:
         task = bar.add_task("train text GPT", total=planned, info="")
         step, epoch = 0, 0
         while step < planned and not stats.stopped_by:
