@@ -105,11 +105,12 @@ def fit(
     from shopgen.schema import CatalogSchema
     from shopgen.sources import read_catalog
     from shopgen.tabular import KINDS
+    from shopgen.text.precision import check as check_precision
 
     if tabular not in KINDS:
         raise ShopgenError(f"--tabular {tabular!r} is unknown; use one of {', '.join(KINDS)}")
     get_preset(preset)
-    _check_precision(text_precision)
+    check_precision(text_precision, "--text-precision")
     if text_base is not None and not Path(text_base).is_dir():
         raise ShopgenError(f"--text-base {text_base!r} is not a directory; give a local save_pretrained checkpoint")
     cat = CatalogSchema.from_yaml(schema) if schema else None
@@ -138,13 +139,6 @@ def fit(
     )
 
 
-def _check_precision(value: str) -> None:
-    from shopgen.text.precision import PRECISIONS
-
-    if value not in PRECISIONS:
-        raise ShopgenError(f"--text-precision {value!r} is unknown; use one of {', '.join(PRECISIONS)}")
-
-
 # ---- sample ------------------------------------------------------------------------------------
 @app.command()
 def sample(
@@ -171,7 +165,9 @@ def sample(
     from shopgen.sinks import check_target
 
     if text_precision is not None:
-        _check_precision(text_precision)
+        from shopgen.text.precision import check as check_precision
+
+        check_precision(text_precision, "--text-precision")
     target = check_target(output)
     verify_bundle(bundle)
     schema = CatalogSchema.from_yaml(Path(bundle) / "schema.yaml")

@@ -24,7 +24,7 @@ from shopgen.ids import generate_ids
 from shopgen.presets import get_preset
 from shopgen.schema import CatalogSchema
 from shopgen.tabular import TabularModel
-from shopgen.text.precision import PRECISIONS
+from shopgen.text.precision import check as check_precision
 from shopgen.text.sampler import SamplingConfig
 from shopgen.validation import ValidationResult, validate
 
@@ -105,8 +105,8 @@ class CatalogSynthesizer:
             raise ShopgenError(f"guidance {guidance} is negative; use 0 (off) or more (e.g. 1.0)")
         if text_workers is not None and text_workers < 1:
             raise ShopgenError(f"text_workers {text_workers} is below 1; use 1 (sample in this process) or more")
-        if text_precision is not None and text_precision not in PRECISIONS:
-            raise ShopgenError(f"text precision {text_precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+        if text_precision is not None:
+            check_precision(text_precision, "text precision")
         conditions = check(conditions, self.schema) if conditions else None
         sampling = None
         if self.text_model_ is not None:

@@ -265,8 +265,11 @@ def test_auto_precision_is_bf16_only_where_it_measured_faster(monkeypatch):
     monkeypatch.setenv("SHOPGEN_PRECISION", "fp32")
     assert precision.resolve("auto") == "fp32"
     assert precision.resolve("bf16") == "bf16"  # an explicit choice beats the environment's default
-    with pytest.raises(ShopgenError, match="unknown precision 'fp16'"):
+    with pytest.raises(ShopgenError, match="precision 'fp16' is unknown"):
         precision.resolve("fp16")
+    monkeypatch.setenv("SHOPGEN_PRECISION", "fp8")
+    with pytest.raises(ShopgenError, match="SHOPGEN_PRECISION 'fp8' is unknown"):
+        precision.resolve("auto")
 
 
 def test_lead_passes_teach_the_first_field_in_fewer_epochs():
@@ -468,6 +471,30 @@ def test_bf16_training_swaps_sdpa_for_the_plain_attention_and_back():
     with pytest.raises(RuntimeError), _attention_for(model, "bf16"):
         raise RuntimeError("a step failed")
     assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize(("precision", "during"), [("bf16", "eager"), ("fp32", "sdpa")])
+def test_training_runs_the_attention_its_precision_is_fastest_with(precision, during):
+    """What train_lm's forward passes see: the plain attention under bf16, SDPA in fp32; SDPA afterwards."""
+    from shopgen.text.train import train_lm
+
+    model = _tiny_lm(40)
+    seen = set()
+    model.transformer.register_forward_pre_hook(lambda module, args: seen.add(module.config._attn_implementation))
+    seqs = [([1, 2 + k % 5, *range(10, 20)], [IGNORE, IGNORE, *range(10, 20)], [0.0, 0.0] + [1.0] * 10) for k in range(40)]
+    train_lm(model, seqs, pad_id=0, batch_size=8, learning_rate=1e-3, max_epochs=1, max_seconds=60, seed=0,
+             show_progress=False, precision=precision)
+    assert seen == {during} and model.config._attn_implementation == "sdpa"
+
+
+def test_bf16_rows_are_padded_to_few_counts_at_a_small_cost():
+    """oneDNN compiles a kernel per bf16 matmul shape: every row count up to 4,096 maps to one of 41, never
+    below itself, never more than 31 rows or 1/8 above it."""
+    from shopgen.text.decoder import padded_rows
+
+    padded = {rows: padded_rows(rows) for rows in range(1, 4097)}
+    assert len(set(padded.values())) == 41
+    assert all(rows <= p and (p - rows <= 31 or p <= 1.125 * rows) for rows, p in padded.items())
 
 
 def test_copy_guard_lets_stock_phrases_through_only_when_asked():

@@ -10,7 +10,8 @@ architectures (a `--text-base` checkpoint) go through `HFDecoder`.
 
 `SlotDecoder(..., precision="bf16")` runs the weight matmuls on bf16 copies of the weights (inputs cast
 to bf16, outputs back to fp32; layer norms, residuals, attention and the draw stay fp32): where the CPU
-multiplies bf16 natively (AMX), a step's matmuls take a third of their fp32 time.
+multiplies bf16 natively (AMX), a 256-row step's matmuls, casts included, took 0.35 of their fp32 time
+(5.2 against 15.1 ms, one thread; 0.60 at 64 rows).
 """
 
 from __future__ import annotations
@@ -262,8 +263,9 @@ def _project(x: torch.Tensor, projection: tuple[torch.Tensor, torch.Tensor]) -> 
         out = torch.addmm(bias, flat, weight)
     else:
         rows = len(flat)
-        padded = flat.new_zeros((padded_rows(rows), flat.shape[1]), dtype=weight.dtype)
-        padded[:rows] = flat
+        padded = flat.new_empty((padded_rows(rows), flat.shape[1]), dtype=weight.dtype)
+        padded[:rows] = flat  # the cast
+        padded[rows:] = 0
         out = torch.addmm(bias, padded, weight)[:rows].float()
     return out.view(*x.shape[:-1], weight.shape[1])
 

@@ -1,6 +1,6 @@
 """Which float type the text GPT trains and samples in: bf16 where this CPU runs it faster, else fp32.
 
-CPUs with native bf16 matmuls (AVX512_BF16, AMX) run the matmuls 2-4x faster under bf16 autocast (a
+CPUs with native bf16 matmuls (AVX512_BF16, AMX) run the matmuls 2-7x faster under bf16 autocast (a
 `small` training step 1.6x in isolation, a whole dmart training 1.19x: short rows spend more on casts);
 CPUs without them (AVX2) emulate bf16 and train ~10x slower. Instruction flags are a poor proxy (oneDNN's
 kernels, the VM's CPUID), so "auto" decides by a timing. fp32 stays the default: on dmart `small`, bf16's
@@ -24,11 +24,18 @@ BF16_MIN_SPEEDUP = 1.25  # below this, bf16's rounding is not worth its speed
 _PROBE_SHAPE = (1024, 256, 1024)  # (tokens, width, 4 x width): a training matmul of the `small` preset
 
 
+def check(precision: str, what: str = "precision") -> str:
+    """`precision` if it is one of PRECISIONS; else one line naming `what` (the option) and the choices."""
+    if precision not in PRECISIONS:
+        raise ShopgenError(f"{what} {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    return precision
+
+
 def resolve(precision: str) -> str:
     """`precision` as "fp32" or "bf16"; "auto" (or $SHOPGEN_PRECISION, when set) decides by `bf16_speedup`."""
-    precision = os.environ.get("SHOPGEN_PRECISION", precision) if precision == "auto" else precision
-    if precision not in PRECISIONS:
-        raise ShopgenError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        precision = check(os.environ.get("SHOPGEN_PRECISION", "auto"), "SHOPGEN_PRECISION")
+    check(precision)
     if precision == "auto":
         return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
     return precision
