@@ -103,11 +103,11 @@ def test_generation_respects_caps_seed_and_batching(tokenizer, fmt, sample_df):
     assert _generate(model, tokenizer, prompts, (6, 9), cfg, seed=2) != out
 
 
-@pytest.mark.parametrize("guidance,guided_fields", [(0.0, 1), (1.5, 1), (1.5, None)],
-                         ids=["unguided", "guided-name", "guided-all"])
+@pytest.mark.parametrize("guidance,guided_fields,guided_tokens", [(0.0, 1, 0), (1.5, 1, 0), (1.5, 1, 3), (1.5, None, 0)],
+                         ids=["unguided", "guided-name", "guided-name-and-lead", "guided-all"])
 @pytest.mark.parametrize("slots", [True, False], ids=["continuous-slots", "hf-cache-fallback"])
 def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sample_df, slots, guidance, guided_fields,
-                                                              attention):
+                                                              guided_tokens, attention):
     """Padding, refilled slots, positions, the cache and shadows dropped after the name must not change
     what a row generates (greedy)."""
     from shopgen.text.decoder import SlotDecoder
@@ -117,7 +117,8 @@ def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sa
     prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
     empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
     assert len({len(p) for p in prompts}) > 1, "prompts of different lengths exercise the padding"
-    greedy = SamplingConfig(top_k=1, batch_size=4, guidance=guidance, guided_fields=guided_fields)  # 6 rows, 4 slots
+    greedy = SamplingConfig(top_k=1, batch_size=4, guidance=guidance, guided_fields=guided_fields,
+                            guided_tokens=guided_tokens)  # 6 rows, 4 slots
     batched = _generate(model, tokenizer, prompts, (8, 8), greedy, seed=0, empty=empty)
     single = [_generate(model, tokenizer, [p], (8, 8), greedy, seed=0, empty=empty)[0] for p in prompts]
     assert batched == single
@@ -129,8 +130,9 @@ class _NotPlainGPT2(GPT2LMHeadModel):
 
 def test_guidance_is_the_same_on_both_decoders_and_changes_the_text(tokenizer, fmt, sample_df):
     """The slot decoder's shadow slots and the HF path's shadow rows give the same guided greedy text.
-    Guiding the first field only (the default) writes the same names as guiding every field, and then
-    other descriptions: each follows its name unguided."""
+    Guiding the first field writes the same names as guiding every field; guiding the description's
+    first 3 tokens too writes those 3 as guiding every field does, and then goes its own way; without
+    them each description follows its name unguided from the start."""
     from shopgen.text.decoder import SlotDecoder
 
     model = _tiny_lm(len(tokenizer), seed=5)
@@ -140,14 +142,18 @@ def test_guidance_is_the_same_on_both_decoders_and_changes_the_text(tokenizer, f
     prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
     empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
     texts = {}
-    for fields in (1, None):
-        guided = SamplingConfig(top_k=1, batch_size=4, guidance=3.0, guided_fields=fields)
-        texts[fields] = _generate(model, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty)
-        assert _generate(fallback, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty) == texts[fields]
-    assert [name for name, _ in texts[1]] == [name for name, _ in texts[None]]
-    assert [desc for _, desc in texts[1]] != [desc for _, desc in texts[None]]
+    for fields, lead in ((1, 0), (1, 3), (None, 0)):
+        guided = SamplingConfig(top_k=1, batch_size=4, guidance=3.0, guided_fields=fields, guided_tokens=lead)
+        texts[fields, lead] = _generate(model, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty)
+        assert _generate(fallback, tokenizer, prompts, (8, 8), guided, seed=0, empty=empty) == texts[fields, lead]
+    names = {key: [name for name, _ in out] for key, out in texts.items()}
+    descs = {key: [desc for _, desc in out] for key, out in texts.items()}
+    assert names[1, 0] == names[1, 3] == names[None, 0]
+    assert descs[1, 0] != descs[None, 0]
+    assert [d[:3] for d in descs[1, 3]] == [d[:3] for d in descs[None, 0]] != [d[:3] for d in descs[1, 0]]
+    assert descs[1, 3] != descs[None, 0]
     unguided = _generate(model, tokenizer, prompts, (8, 8), SamplingConfig(top_k=1, batch_size=4, guidance=0.0), seed=0)
-    assert [name for name, _ in unguided] != [name for name, _ in texts[1]]
+    assert [name for name, _ in unguided] != names[1, 0]
 
 
 def test_generation_stops_at_end_token(tokenizer, fmt, sample_df):
