@@ -14,7 +14,9 @@ default) and without:
   and the rate of this model's own matmuls at the sampling batch size (M = batch, K and N = the layer
   widths; one thread, times the workers) is the ceiling a decoder step can reach.
 With `--precision bf16` the sampler multiplies bf16 weights (SamplingConfig.precision), HF generate runs a
-bf16 copy of the model (the same model and settings), and the bf16 roofline is reported beside the fp32 one.
+bf16 copy of the model (the same model and settings), and the bf16 roofline is reported beside the fp32 one;
+with `--precision int8`, int8 weights (per output channel) and activations quantized per call, HF's copy
+quantized the same way (torch's dynamic quantization of every projection), and an int8 roofline beside.
 Writes benchmarks/results/text_generation.{json,md}.
 
     python benchmarks/text_generation.py [--catalog dmart] [--preset small] [--train-seconds 300]
@@ -30,6 +32,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,42 +53,55 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def matmul_rate(size: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+def _matmul(m: int, k: int, n: int, precision: str) -> Callable[[], torch.Tensor]:
+    """`x @ w + b` of shape (m, k) x (k, n) as the sampler runs it in `precision` (int8: torch's dynamic
+    quantized linear, activations quantized per call, as shopgen/text/decoder.py does)."""
+    if precision == "int8":
+        w = torch.randn(n, k)
+        q = torch.quantize_per_channel(w, (w.abs().amax(1) / 127).double(), torch.zeros(n, dtype=torch.long), 0, torch.qint8)
+        packed, x = torch.ops.quantized.linear_prepack(q, torch.zeros(n)), torch.randn(m, k)
+        return lambda: torch.ops.quantized.linear_dynamic(x, packed, True)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    x, w, b = (torch.randn(*shape, dtype=dtype) for shape in ((m, k), (k, n), (n,)))
+    return lambda: torch.addmm(b, x, w)
+
+
+def matmul_rate(size: int = 1024, repeats: int = 20, precision: str = "fp32") -> float:
     """Best FLOP/s of a square matmul over 3 trials: the compute ceiling a model step can reach."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    run = _matmul(size, size, size, precision)
     best = 0.0
     for _ in range(3):
-        a @ b
+        run()
         t0 = time.perf_counter()
         for _ in range(repeats):
-            a @ b
+            run()
         best = max(best, repeats * 2 * size**3 / (time.perf_counter() - t0))
     return best
 
 
 def shape_rate(model: torch.nn.Module, batch: int, workers: int, repeats: int = 20,
-               dtype: torch.dtype = torch.float32) -> float:
+               precision: str = "fp32") -> float:
     """FLOP/s of the model's own weight matmuls at M = batch: what one decoder step can reach at best.
     Each worker runs one thread: one thread's rate times the workers (an upper bound: cores share memory)."""
     threads = torch.get_num_threads()
     if workers > 1:
         torch.set_num_threads(1)
     try:
-        return workers * _shapes_rate(model, batch, repeats, dtype)
+        return workers * _shapes_rate(model, batch, repeats, precision)
     finally:
         torch.set_num_threads(threads)
 
 
-def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int, dtype: torch.dtype) -> float:
+def _shapes_rate(model: torch.nn.Module, batch: int, repeats: int, precision: str) -> float:
     shapes = [tuple(m.weight.shape) if type(m).__name__ == "Conv1D" else tuple(m.weight.shape[::-1])
               for m in model.modules() if type(m).__name__ in ("Conv1D", "Linear")]
     flops, seconds = 0.0, 0.0
     for k, n in shapes:
-        x, w, b = (torch.randn(*shape, dtype=dtype) for shape in ((batch, k), (k, n), (n,)))
-        torch.addmm(b, x, w)
+        run = _matmul(batch, k, n, precision)
+        run()
         t0 = time.perf_counter()
         for _ in range(repeats):
-            torch.addmm(b, x, w)
+            run()
         seconds += time.perf_counter() - t0
         flops += repeats * 2 * batch * k * n
     return flops / seconds
@@ -100,9 +116,28 @@ def cpu() -> str:
     return f"{name}, {isa}{', AMX' if 'amx_tile' in flags else ''}"
 
 
-def guided(cfg: SamplingConfig, field: int) -> bool:
-    """Whether guidance steers this text field: then each of its tokens costs two model rows."""
-    return cfg.guidance > 0 and (cfg.guided_fields is None or field < cfg.guided_fields)
+def guided(cfg: SamplingConfig, field: int) -> int:
+    """How many of this text field's first tokens guidance steers (each costs two model rows)."""
+    if cfg.guidance <= 0:
+        return 0
+    if cfg.guided_fields is None or field < cfg.guided_fields:
+        return 1 << 30
+    return cfg.guided_tokens if field == cfg.guided_fields else 0
+
+
+def int8_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a GPT-2 whose projections (Conv1D, which torch's quantizer skips, made Linear) and head are
+    dynamically quantized: int8 weights per output channel, as the sampler's."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    lm = copy.deepcopy(model)
+    for parent in list(lm.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child).__name__ == "Conv1D":
+                linear = torch.nn.Linear(*child.weight.shape)
+                linear.weight.data, linear.bias.data = child.weight.data.t().contiguous(), child.bias.data
+                setattr(parent, name, linear)
+    return quantize_dynamic(lm, {torch.nn.Linear: per_channel_dynamic_qconfig})
 
 
 def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int, native_kernels: bool = True) -> dict:
@@ -114,7 +149,7 @@ def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: 
     out = model.generate_tokens(prompts, torch.Generator().manual_seed(seed), cfg)
     seconds = time.perf_counter() - t0
     tokens = sum(len(f) + 1 for row in out for f in row)  # text tokens plus each field's end token
-    model_rows = sum((2 if guided(cfg, i) else 1) * (len(f) + 1) for row in out for i, f in enumerate(row))
+    model_rows = sum(len(f) + 1 + min(len(f) + 1, guided(cfg, i)) for row in out for i, f in enumerate(row))
     return {"rows": len(prompts), "tokens": tokens, "seconds": round(seconds, 3),
             "tokens_per_s": round(tokens / seconds), "products_per_s": round(len(prompts) / seconds, 2),
             "model_rows_per_token": round(model_rows / tokens, 3)}
@@ -126,8 +161,10 @@ def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: i
     """What a user of `generate` writes: per field, generate until the end token, append the next marker.
 
     In the guided fields, HF's own classifier-free guidance (`guidance_scale` = 1 + w, the empty prompt plus
-    the text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step.
-    `lm`: the network to run (default: the model's own; a bf16 copy for `--precision bf16`)."""
+    the text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step;
+    a field guided over its first tokens only (`guided_tokens`) is generated guided up to them, then its
+    unfinished rows go on unguided. `lm`: the network to run (default: the model's own; a bf16 or int8 copy
+    for `--precision`)."""
     torch.manual_seed(seed)
     lm, end, pad = lm or model.model_, model._id(END), model._id(PAD)
     empty = model._encode([model.format_.empty_prompt()])[0]
@@ -143,20 +180,28 @@ def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: i
         seqs = [p + [fields[0].marker_id] for p in prompts[start:start + batch]]
         negatives = [empty + [fields[0].marker_id] for _ in seqs]
         for f, field in enumerate(fields):
-            ids, mask = left_padded(seqs)
-            guidance = {}
-            if guided(cfg, f):
-                neg_ids, neg_mask = left_padded(negatives)
-                guidance = {"guidance_scale": 1 + cfg.guidance, "negative_prompt_ids": neg_ids,
-                            "negative_prompt_attention_mask": neg_mask}
-            out = lm.generate(
-                input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
-                top_k=cfg.top_k, top_p=cfg.top_p, max_new_tokens=field.max_tokens, eos_token_id=end,
-                pad_token_id=pad, **guidance,
-            )[:, ids.shape[1]:].tolist()
+            steered = min(guided(cfg, f), field.max_tokens)
+            texts: list[list[int]] = [[] for _ in seqs]
+            unfinished = list(range(len(seqs)))
+            for budget, guide in ((steered, True), (field.max_tokens - steered, False)):
+                if budget <= 0 or not unfinished:
+                    continue
+                ids, mask = left_padded([seqs[r] + texts[r] for r in unfinished])
+                guidance = {}
+                if guide:
+                    neg_ids, neg_mask = left_padded([negatives[r] + texts[r] for r in unfinished])
+                    guidance = {"guidance_scale": 1 + cfg.guidance, "negative_prompt_ids": neg_ids,
+                                "negative_prompt_attention_mask": neg_mask}
+                out = lm.generate(
+                    input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
+                    top_k=cfg.top_k, top_p=cfg.top_p, max_new_tokens=budget, eos_token_id=end,
+                    pad_token_id=pad, **guidance,
+                )[:, ids.shape[1]:].tolist()
+                for r, new in zip(unfinished, out):
+                    texts[r] += new[: new.index(end)] if end in new else new
+                unfinished = [r for r, new in zip(unfinished, out) if end not in new]
             nxt = [fields[f + 1].marker_id] if f + 1 < len(fields) else []
-            for r, new in enumerate(out):
-                text = new[: new.index(end)] if end in new else new
+            for r, text in enumerate(texts):
                 tokens += len(text) + 1
                 seqs[r] = seqs[r] + text + [end] + nxt
                 negatives[r] = negatives[r] + text + [end] + nxt
@@ -180,7 +225,7 @@ def main() -> None:
     parser.add_argument("--hf1-rows", type=int, default=32, help="rows for HF generate at batch 1 (it is slow)")
     parser.add_argument("--long-rows", type=int, default=8192,
                         help="rows for shopgen's long run, where the last rows' tail weighs little (0: skip it)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
                         help="the float type of the weight matmuls, for shopgen's sampler and HF generate alike")
     parser.add_argument("--name", default="text_generation",
                         help="results file stem under benchmarks/results/ (keep one per machine class)")
@@ -203,14 +248,17 @@ def main() -> None:
     prompts = model._encode(model.format_.prompts(rows))
     long_prompts = model._encode(model.format_.prompts(df.sample(args.long_rows, random_state=1, replace=True)))
     cfg = SamplingConfig(batch_size=args.batch_size, guidance=args.guidance, precision=args.precision)  # guided
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    hf_lm = copy.deepcopy(model.model_).to(dtype)
+    if args.precision == "int8":
+        hf_lm = int8_copy(model.model_)
+    else:
+        hf_lm = copy.deepcopy(model.model_).to(torch.bfloat16 if args.precision == "bf16" else torch.float32)
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate_start = matmul_rate()
     workers = plan(len(prompts), cfg.workers)
     model_rows = cfg.rows_per_step * (2 if guided(cfg, len(model.field_specs()) - 1) else 1)  # rows most steps run
-    shapes = shape_rate(model.model_, model_rows, workers, dtype=dtype)
-    rate_bf16 = matmul_rate(dtype=torch.bfloat16) if args.precision == "bf16" else None
+    shapes = shape_rate(model.model_, model_rows, workers, precision=args.precision)
+    low = args.precision  # a precision below fp32 gets its own roofline beside fp32's
+    rate_low = matmul_rate(precision=low) if low != "fp32" else None
 
     def measure(c: SamplingConfig) -> dict:
         return {"sampling": vars(c), "batch": c.rows_per_step, "workers": workers,
@@ -234,7 +282,7 @@ def main() -> None:
             "of_roofline": round(s / roofline, 3),
             "of_roofline_counting_model_rows": round(rows * s / roofline, 3),
             "of_model_shape_roofline": round(rows * s * 2 * params / shapes, 3),
-            **({"of_bf16_roofline": round(s * 2 * params / rate_bf16, 3)} if rate_bf16 else {}),
+            **({f"of_{low}_roofline": round(s * 2 * params / rate_low, 3)} if rate_low else {}),
             "vs_hf_batch_1": round(s / run["hf_batch_1"]["tokens_per_s"], 1),
             "vs_hf_same_batch": round(s / run["hf_same_batch"]["tokens_per_s"], 2),
             "native_vs_torch_ops": round(s / run["shopgen_torch_ops"]["tokens_per_s"], 2),
@@ -250,8 +298,8 @@ def main() -> None:
         "matmul_gflops": round(rate / 1e9, 1),
         "matmul_gflops_probes": [round(rate_start / 1e9, 1), round(rate_end / 1e9, 1)],
         "roofline_tokens_per_s": round(roofline), "precision": args.precision,
-        **({"bf16_matmul_gflops": round(rate_bf16 / 1e9, 1),
-            "bf16_roofline_tokens_per_s": round(rate_bf16 / (2 * params))} if rate_bf16 else {}),
+        **({f"{low}_matmul_gflops": round(rate_low / 1e9, 1),
+            f"{low}_roofline_tokens_per_s": round(rate_low / (2 * params))} if rate_low else {}),
         "model_shape_gflops": round(shapes / 1e9, 1), "model_shape_roofline_tokens_per_s": round(shapes / (2 * params)),
         "runs": runs, "shopgen_batch_sweep": sweep,
     }
@@ -287,11 +335,11 @@ def main() -> None:
         f"({workers} x one thread): {result['model_shape_roofline_tokens_per_s']:,} tokens/s is what decoder steps "
         "could reach with nothing else in them.", "",
     ]
-    if rate_bf16:
-        lines += [f"Matmuls in bf16 (`--precision bf16`: shopgen's weight matmuls and HF's whole model): the square "
-                  f"bf16 matmul runs at {result['bf16_matmul_gflops']} GFLOP/s, a bf16 roofline of "
-                  f"{result['bf16_roofline_tokens_per_s']:,} tokens/s; ratios to the roofline below are to the fp32 "
-                  "one, as issue 3 defines it, and to the bf16 one.", ""]
+    if rate_low:
+        lines += [f"Matmuls in {low} (`--precision {low}`: shopgen's weight matmuls and HF's whole model): the square "
+                  f"{low} matmul runs at {result[f'{low}_matmul_gflops']} GFLOP/s, a {low} roofline of "
+                  f"{result[f'{low}_roofline_tokens_per_s']:,} tokens/s; ratios to the roofline below are to the fp32 "
+                  f"one, as issue 3 defines it, and to the {low} one.", ""]
     if min(probes) < 0.85 * max(probes):
         lines += ["**The two probes differ by more than 15 %: the machine's speed changed during the run (another "
                   "process, or the VM's host), and the ratios to the roofline are uncertain by as much.**", ""]
@@ -299,7 +347,7 @@ def main() -> None:
         ratios = run["ratios"]
         lines.append(
             f"- guidance {run['sampling']['guidance']}: **{ratios['of_roofline']:.0%} of the roofline** "
-            + (f"({ratios['of_bf16_roofline']:.0%} of the bf16 one) " if "of_bf16_roofline" in ratios else "") +
+            + (f"({ratios[f'of_{low}_roofline']:.0%} of the {low} one) " if f"of_{low}_roofline" in ratios else "") +
             f"({ratios['of_roofline_counting_model_rows']:.0%} counting each model row a guided token costs; "
             f"{ratios['of_model_shape_roofline']:.0%} of the model-shape ceiling), **{ratios['vs_hf_batch_1']}x** HF "
             f"generate at batch 1 and **{ratios['vs_hf_same_batch']}x** HF generate at the same batch size; with "

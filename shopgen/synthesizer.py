@@ -24,6 +24,7 @@ from shopgen.ids import generate_ids
 from shopgen.presets import get_preset
 from shopgen.schema import CatalogSchema
 from shopgen.tabular import TabularModel
+from shopgen.text.precision import SAMPLING_PRECISIONS
 from shopgen.text.precision import check as check_precision
 from shopgen.text.sampler import SamplingConfig
 from shopgen.validation import ValidationResult, validate
@@ -96,8 +97,8 @@ class CatalogSynthesizer:
         so they agree with the conditions too. `text_workers`: processes writing text, one thread each
         (default: one per torch thread). `guide_all_fields`: guidance steers every text field, not only the
         first (the name): a little more faithful text, for ~1.4x the text time (README: guidance).
-        `text_precision`: the float type of the text decoder's matmuls, "fp32", "bf16" or "auto" (the default:
-        bf16 where a timing finds it faster; README: sampling precision).
+        `text_precision`: the type of the text decoder's matmuls, "fp32", "bf16", "int8" or "auto" (the
+        default: bf16 where a timing finds it faster, else fp32; README: sampling precision).
         """
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")
@@ -106,7 +107,7 @@ class CatalogSynthesizer:
         if text_workers is not None and text_workers < 1:
             raise ShopgenError(f"text_workers {text_workers} is below 1; use 1 (sample in this process) or more")
         if text_precision is not None:
-            check_precision(text_precision, "text precision")
+            check_precision(text_precision, "text precision", SAMPLING_PRECISIONS)
         conditions = check(conditions, self.schema) if conditions else None
         sampling = None
         if self.text_model_ is not None:

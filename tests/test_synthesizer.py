@@ -92,16 +92,17 @@ def test_sampling_temperature_applies_to_one_call_only(tiny_synth):
         synth.sample(3, seed=4, guidance=-1.0)
 
 
-def test_text_precision_applies_to_one_sample_call(tiny_synth):
-    """bf16 matmuls in the text decoder write (slightly) other text for the same seed, for that call only;
-    an unknown precision is refused before anything is drawn."""
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_text_precision_applies_to_one_sample_call(tiny_synth, precision):
+    """bf16 or int8 matmuls in the text decoder write (slightly) other text for the same seed, for that call
+    only; an unknown precision is refused before anything is drawn."""
     synth, _ = tiny_synth
     fp32 = synth.sample(30, seed=4, text_precision="fp32")
-    bf16 = synth.sample(30, seed=4, text_precision="bf16")
-    assert len(bf16) == 30 and bf16["name"].notna().all()
-    assert not bf16[["name", "description"]].equals(fp32[["name", "description"]])
+    low = synth.sample(30, seed=4, text_precision=precision)
+    assert len(low) == 30 and low["name"].notna().all()
+    assert not low[["name", "description"]].equals(fp32[["name", "description"]])
     assert synth.sample(30, seed=4, text_precision="fp32").equals(fp32)
-    assert synth.sample(30, seed=4, text_precision="bf16").equals(bf16)
+    assert synth.sample(30, seed=4, text_precision=precision).equals(low)
     with pytest.raises(ShopgenError, match="text precision 'fp8' is unknown; use one of auto, fp32, bf16"):
         synth.sample(3, seed=4, text_precision="fp8")
 

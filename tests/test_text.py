@@ -276,6 +276,10 @@ def test_auto_precision_is_bf16_only_where_it_measured_faster(monkeypatch):
     monkeypatch.setenv("SHOPGEN_PRECISION", "fp8")
     with pytest.raises(ShopgenError, match="SHOPGEN_PRECISION 'fp8' is unknown"):
         precision.resolve("auto")
+    monkeypatch.setenv("SHOPGEN_PRECISION", "int8")  # the sampler's int8 matmuls; training has none
+    assert precision.resolve("auto", precision.SAMPLING_PRECISIONS) == "int8"
+    with pytest.raises(ShopgenError, match="SHOPGEN_PRECISION 'int8' is unknown; use one of auto, fp32, bf16$"):
+        precision.resolve("auto")
 
 
 def test_lead_passes_teach_the_first_field_in_fewer_epochs():
@@ -439,27 +443,33 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
 
 
 @pytest.mark.parametrize("attention", ["native", "torch"], indirect=True)
-def test_slot_decoder_in_bf16_stays_within_rounding_of_the_fp32_forward(attention):
-    """precision="bf16" multiplies bf16 copies of the weights: its logits differ from the fp32 forward's
-    (the matmuls did run in bf16) by no more than bf16's rounding, through prefill and steps, and the
-    model's own fp32 weights are untouched."""
+@pytest.mark.parametrize(("precision", "tolerance"), [("bf16", 0.02), ("int8", 0.05)])
+def test_slot_decoder_in_bf16_or_int8_stays_within_rounding_of_the_fp32_forward(attention, precision, tolerance):
+    """precision="bf16" multiplies bf16 copies of the weights, "int8" int8 ones with activations quantized
+    per call: the logits differ from the fp32 forward's (the matmuls did run in that type) by no more than
+    its rounding, through prefill and steps; the ban list stays -inf, and the model's own fp32 weights are
+    untouched."""
     from shopgen.text.decoder import SlotDecoder
 
     model = _tiny_lm(300, seed=7)
     before = {name: value.clone() for name, value in model.state_dict().items()}
     torch.manual_seed(3)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (6, 3, 9)]
-    dec = SlotDecoder(model, 3, 20, precision="bf16")
+    ban = torch.zeros(300)
+    ban[[0, 5]] = float("-inf")
+    dec = SlotDecoder(model, 3, 20, bias=ban, precision=precision)
     dec.prefill(torch.arange(3), seqs)
     for _ in range(3):
         feed = torch.randint(0, 300, (3,))
         logits = dec.step(feed)
         seqs = [seq + [int(t)] for seq, t in zip(seqs, feed)]
         with torch.no_grad():
-            ref = torch.stack([model(input_ids=torch.tensor([seq])).logits[0, -1] for seq in seqs])
-        error = float((logits - ref).abs().max())
-        assert logits.dtype == torch.float32
-        assert 1e-4 < error < 0.02 * float(ref.abs().max()), error  # fp32 here: ~1.5e-5; bf16: ~1.3e-3
+            ref = torch.stack([model(input_ids=torch.tensor([seq])).logits[0, -1] for seq in seqs]) + ban
+        kept = ban == 0
+        assert logits.dtype == torch.float32 and torch.isneginf(logits[:, ~kept]).all()
+        error = float((logits[:, kept] - ref[:, kept]).abs().max())
+        # fp32 here: ~1.5e-5; bf16: ~1.3e-3; int8: ~1e-2
+        assert 1e-4 < error < tolerance * float(ref[:, kept].abs().max()), error
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
 
 

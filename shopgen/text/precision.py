@@ -6,7 +6,8 @@ CPUs without them (AVX2) emulate bf16 and train ~10x slower. Instruction flags a
 kernels, the VM's CPUID), so "auto" decides by a timing. fp32 stays the default: on dmart `small`, bf16's
 extra epochs lowered validation loss but category consistency fell from 0.83 to 0.70 (README, Presets).
 Sampling defaults to "auto" (sampler.SamplingConfig): there bf16 rounds the same model's logits, and the
-scores did not move.
+scores did not move. Sampling also takes "int8" (decoder.py), never chosen by "auto": torch deprecates the
+quantized tensors its int8 kernels take.
 """
 
 from __future__ import annotations
@@ -19,23 +20,25 @@ import torch
 
 from shopgen.errors import ShopgenError
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # training's
+SAMPLING_PRECISIONS = (*PRECISIONS, "int8")  # the sampler's weight matmuls: int8 weights, activations per call
 BF16_MIN_SPEEDUP = 1.25  # below this, bf16's rounding is not worth its speed
 _PROBE_SHAPE = (1024, 256, 1024)  # (tokens, width, 4 x width): a training matmul of the `small` preset
 
 
-def check(precision: str, what: str = "precision") -> str:
-    """`precision` if it is one of PRECISIONS; else one line naming `what` (the option) and the choices."""
-    if precision not in PRECISIONS:
-        raise ShopgenError(f"{what} {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+def check(precision: str, what: str = "precision", choices: tuple[str, ...] = PRECISIONS) -> str:
+    """`precision` if it is one of `choices`; else one line naming `what` (the option) and the choices."""
+    if precision not in choices:
+        raise ShopgenError(f"{what} {precision!r} is unknown; use one of {', '.join(choices)}")
     return precision
 
 
-def resolve(precision: str) -> str:
-    """`precision` as "fp32" or "bf16"; "auto" (or $SHOPGEN_PRECISION, when set) decides by `bf16_speedup`."""
+def resolve(precision: str, choices: tuple[str, ...] = PRECISIONS) -> str:
+    """`precision` as one of `choices` other than "auto"; "auto" (or $SHOPGEN_PRECISION, when set) decides
+    between fp32 and bf16 by `bf16_speedup`."""
     if precision == "auto":
-        precision = check(os.environ.get("SHOPGEN_PRECISION", "auto"), "SHOPGEN_PRECISION")
-    check(precision)
+        precision = check(os.environ.get("SHOPGEN_PRECISION", "auto"), "SHOPGEN_PRECISION", choices)
+    check(precision, choices=choices)
     if precision == "auto":
         return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
     return precision

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from shopgen.text import native
 from shopgen.text.decoder import HFDecoder, SlotDecoder, closing_up
-from shopgen.text.precision import resolve
+from shopgen.text.precision import SAMPLING_PRECISIONS, resolve
 
 COMPACT_SHARE = 4  # the fallback path compacts once a quarter of its batch has finished
 REFILL_SHARE = 0.125  # refill once 1/8 of slots is free: measured best or near-best on dmart and sample data
@@ -284,7 +284,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
     queue = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), prompts[i]), reverse=True)
     slots = min(cfg.rows_per_step, len(prompts))
     longest = max(map(len, prompts)) + sum(f.max_tokens + 2 for f in fields) + 2
-    precision = resolve(cfg.precision)
+    precision = resolve(cfg.precision, SAMPLING_PRECISIONS)
     if empty is None:
         decoder = SlotDecoder(model, slots, longest, walker.bias, precision)
     else:

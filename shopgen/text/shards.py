@@ -28,7 +28,7 @@ from dataclasses import replace
 import torch
 
 from shopgen.errors import ShopgenError
-from shopgen.text.precision import resolve
+from shopgen.text.precision import SAMPLING_PRECISIONS, resolve
 from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
 
 MIN_SHARD_ROWS = 64  # fewer rows a worker do not pay for its start (forked: ~40 ms for a tiny model); redraws stay here
@@ -59,7 +59,7 @@ def generate_sharded(
 
     With one worker it runs here, on the caller's generator, exactly as `generate_fields` does. An "auto"
     precision is decided here, once: every worker multiplies in the same float type."""
-    cfg = replace(cfg, precision=resolve(cfg.precision))
+    cfg = replace(cfg, precision=resolve(cfg.precision, SAMPLING_PRECISIONS))
     workers = plan(len(prompts), cfg.workers)
     if workers == 1:
         return generate_fields(model, prompts, fields, cfg=cfg, generator=generator, on_batch=on_batch, **sampler_args)
