@@ -44,6 +44,7 @@ import torch  # noqa: E402
 from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text import native  # noqa: E402
+from shopgen.text.decoder import _prepare, _project  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.prompt import END, PAD  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
@@ -56,11 +57,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 def _matmul(m: int, k: int, n: int, precision: str) -> Callable[[], torch.Tensor]:
     """`x @ w + b` of shape (m, k) x (k, n) as the sampler runs it in `precision` (int8: torch's dynamic
     quantized linear, activations quantized per call, as shopgen/text/decoder.py does)."""
-    if precision == "int8":
-        w = torch.randn(n, k)
-        q = torch.quantize_per_channel(w, (w.abs().amax(1) / 127).double(), torch.zeros(n, dtype=torch.long), 0, torch.qint8)
-        packed, x = torch.ops.quantized.linear_prepack(q, torch.zeros(n)), torch.randn(m, k)
-        return lambda: torch.ops.quantized.linear_dynamic(x, packed, True)
+    if precision == "int8":  # the decoder's own packing and call
+        projection, x = _prepare(torch.randn(k, n), torch.zeros(n), "int8"), torch.randn(m, k)
+        return lambda: _project(x, projection)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     x, w, b = (torch.randn(*shape, dtype=dtype) for shape in ((m, k), (k, n), (n,)))
     return lambda: torch.addmm(b, x, w)
