@@ -3,6 +3,7 @@ or to a database table when the target is a URL or an SQLite file (all or nothin
 
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
 from collections.abc import Callable
@@ -70,10 +71,18 @@ def write(
     path = check_target(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _atomic(path, lambda tmp: df.to_csv(tmp, index=False))
+        return _atomic(path, lambda tmp: df.to_csv(tmp, index=False, quoting=_csv_quoting(df)))
     if suffix == ".parquet":
         return _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
     return _atomic(path, lambda tmp: df.to_json(tmp, orient="records", lines=True, force_ascii=False))
+
+
+def _csv_quoting(df: pd.DataFrame) -> int:
+    """Quote every text cell when one holds a carriage return: Python's csv writer quotes a cell with a
+    newline but not one with a bare "\\r", which csv readers (pandas' included) take for the end of a row."""
+    text = df.select_dtypes(include=["object", "string", "category"])
+    has_cr = any(text[c].astype(str).str.contains("\r", regex=False).any() for c in text.columns)
+    return csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL
 
 
 def write_text(text: str, path: str | Path) -> Path:

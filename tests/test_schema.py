@@ -152,3 +152,17 @@ def test_catalog_files_round_trip_exactly(tmp_path, sample_df):
         back = read_catalog(path)
         assert back["rating"].equals(sample_df["rating"]), suffix
         assert back["price"].equals(sample_df["price"]), suffix
+
+
+def test_text_with_carriage_returns_and_newlines_round_trips_through_every_format(tmp_path, sample_df):
+    """A bare "\\r" in one cell must not split its csv row (Python's csv writer leaves it unquoted)."""
+    from shopgen.sinks import write
+    from shopgen.sources import read_catalog
+
+    df = sample_df.head(5).copy()
+    df["name"] = ["one\rtwo", "three\nfour", 'say "five"', "six,\r\nseven", "eight"]
+    for suffix in ("csv", "parquet", "jsonl"):
+        back = read_catalog(write(df, tmp_path / f"cr.{suffix}"))
+        assert len(back) == 5, suffix
+        assert back["name"].tolist() == df["name"].tolist(), suffix
+        assert back["price"].equals(df["price"]), suffix

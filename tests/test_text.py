@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import copy
 import functools
 import multiprocessing
 import os
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ from shopgen.text.guard import CopyGuard
 from shopgen.text.model import TextModel
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
 from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
-from shopgen.text.tokenizer import train_tokenizer
+from shopgen.text.tokenizer import control_token_ids, train_tokenizer
 from shopgen.text.train import IGNORE
 
 
@@ -791,3 +793,21 @@ def test_workers_default_to_one_per_thread_when_each_gets_enough_rows(monkeypatc
     assert plan(2 * MIN_SHARD_ROWS, None) == 2
     assert plan(MIN_SHARD_ROWS - 1, None) == 1
     assert plan(5, 8) == 5 and plan(100, 3) == 3
+
+
+def test_generated_text_holds_no_control_characters_even_where_the_model_favours_them(tiny_synth, sample_df):
+    """The byte alphabet's 256 bytes are all tokens; a bare carriage return or NUL in a name breaks the csv
+    it is written to (a CI run read 16,436 rows from a 100-row sample), so the sampler bans them."""
+    synth, _ = tiny_synth
+    text = copy.deepcopy(synth.text_model_)
+    tok = text.tokenizer_
+    controls = control_token_ids(tok)
+    assert {tok.convert_tokens_to_ids(c) for c in ("\u010d", "\u0100")} <= set(controls)  # byte-level "\r", NUL
+    assert not {tok.convert_tokens_to_ids(c) for c in ("\u010a", "\u0109", "a")} & set(controls)  # "\n", tab
+    with torch.no_grad():  # every control token scores three times the end token: ends become "\r" and such
+        weight = text.model_.get_output_embeddings().weight
+        weight[controls] = 3 * weight[text._id(END)]
+    texts, _, _ = text.generate(sample_df.head(40), seed=0, allow_copies=True, show_progress=False)
+    cells = [v for v in texts.to_numpy().ravel() if isinstance(v, str)]
+    assert len(cells) >= 40
+    assert not [v for v in cells if any(ch not in "\n\t" and unicodedata.category(ch) == "Cc" for ch in v)]

@@ -26,7 +26,7 @@ from shopgen.text.precision import resolve as resolve_precision
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
 from shopgen.text.sampler import FieldSpec, SamplingConfig
 from shopgen.text.shards import generate_sharded
-from shopgen.text.tokenizer import load_base_tokenizer, train_tokenizer
+from shopgen.text.tokenizer import control_token_ids, load_base_tokenizer, train_tokenizer
 from shopgen.text.train import IGNORE, Seq, TrainStats, train_lm
 
 transformers_logging.set_verbosity_error()
@@ -189,6 +189,7 @@ class TextModel:
         """Token ids per row per text field for encoded condition prompts (what the benchmarks time)."""
         columns = self.format_.text_columns
         banned = [self._id(PAD)] + [self._id(marker(c)) for c in self.format_.conditions + columns]
+        banned += control_token_ids(self.tokenizer_)
         if cfg.guidance > 0 and not self.unconditional_share_:
             raise ShopgenError("this text model was trained without unconditional rows, so it cannot sample "
                                "with guidance; sample with guidance 0 or refit it")

@@ -5,6 +5,7 @@ Byte-level means any character decodes back exactly (accents, "₹", HTML entiti
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,3 +38,14 @@ def load_base_tokenizer(path: str | Path, special_tokens: list[str]) -> PreTrain
         raise ShopgenError(f"--text-base {str(path)!r} has no loadable tokenizer ({exc}); give a local Hugging Face checkpoint directory") from None
     tok.add_special_tokens({"pad_token": PAD, "eos_token": END, "additional_special_tokens": special_tokens})
     return tok
+
+
+def control_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Tokens that decode to a control character other than newline and tab, for the sampler's ban list.
+
+    The byte-level alphabet holds all 256 bytes whether the catalog used them or not, and a briefly trained
+    model still gives them mass: one bare carriage return splits a csv row, a NUL cuts a field short.
+    """
+    pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return [i for i, piece in enumerate(pieces)
+            if any(ch not in "\n\t" and unicodedata.category(ch) == "Cc" for ch in piece)]
