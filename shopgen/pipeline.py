@@ -209,6 +209,7 @@ def sample(
     text_workers: int | str | None = None,
     guide_all_fields: bool | str = False,
     text_precision: str | None = None,
+    guided_tokens: int | str | None = None,
 ) -> dict[str, Any]:
     """`shopgen sample`: `rows` valid rows from `bundle`, written atomically to a file (.csv, .parquet,
     .jsonl) or a database URL (`table` defaults to the schema's name). Same bundle and seed, same rows."""
@@ -240,7 +241,8 @@ def sample(
                            temperature=_float(temperature, "temperature"), top_p=_float(top_p, "top_p"),
                            guidance=_float(guidance, "guidance"), text_workers=_int(text_workers, "text_workers", 1),
                            guide_all_fields=_bool(guide_all_fields, "guide_all_fields"),
-                           text_precision=_text(text_precision))
+                           text_precision=_text(text_precision),
+                           guided_tokens=_int(guided_tokens, "guided_tokens", 0))
     t1 = time.perf_counter()
     write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=show)
     s = synth.last_sample_stats_

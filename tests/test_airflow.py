@@ -170,10 +170,11 @@ def test_sample_operator_passes_its_rendered_text_workers_on(af, tiny_synth, tmp
 @pytest.mark.parametrize(("argument", "values", "bad", "message"), [
     ("guide_all_fields", ("false", "true"), "maybe", "guide_all_fields 'maybe' is not true or false"),
     ("text_precision", ("fp32", "bf16"), "fp8", "text precision 'fp8' is unknown"),
+    ("guided_tokens", ("0", "4"), "-1", "guided_tokens '-1' must be a whole number >= 0"),
 ])
 def test_sample_operator_passes_a_rendered_text_option_on(af, tiny_synth, tmp_path, argument, values, bad, message):
-    """Guidance on every field, or bf16 matmuls in the text decoder, reach the sampler from a template (the text
-    of the same seed changes); a value the option does not take is refused by name, before anything is written."""
+    """Guidance on every field or on fewer description tokens, or bf16 matmuls in the text decoder, reach the
+    sampler from a template (the text of the same seed changes); a value the option does not take is refused by name, before anything is written."""
     ops, airflow_error, _ = af
     _, bundle = tiny_synth
     written = []

@@ -58,6 +58,7 @@ def bad_inputs(tmp_path_factory, sample_df) -> Path:
         (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.xlsx"], ["unknown format"]),
         (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.csv", "--text-workers", "0"], ["--text-workers", "greater than or equal to 1"]),
         (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.csv", "--text-precision", "fp8"], ["--text-precision 'fp8'", "bf16, int8"]),
+        (["sample", "{d}/no_bundle", "-n", "5", "-o", "{d}/out.csv", "--guided-tokens", "-1"], ["--guided-tokens", "greater than or equal to 0"]),
         (["validate", "{d}/empty.csv", "--schema", SAMPLE_SCHEMA], ["is empty"]),
         (["schema", "infer", "{d}/empty.csv", "-o", "{d}/out.yaml"], ["is empty"]),
         (["fit", SAMPLE_CSV], ["Missing option '--out'"]),

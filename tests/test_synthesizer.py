@@ -87,9 +87,14 @@ def test_sampling_temperature_applies_to_one_call_only(tiny_synth):
     every_field = synth.sample(30, seed=4, guide_all_fields=True)  # guidance steers descriptions too
     assert synth.text_model_.sampling.guided_fields == 1
     assert not every_field["description"].equals(base["description"])
+    name_only = synth.sample(30, seed=4, guided_tokens=0)  # the bundle's 4-token description lead unguided
+    assert synth.text_model_.sampling.guided_tokens == 4
+    assert not name_only["description"].equals(base["description"])
     assert synth.sample(30, seed=4).equals(base)
     with pytest.raises(ShopgenError, match="guidance -1.0 is negative"):
         synth.sample(3, seed=4, guidance=-1.0)
+    with pytest.raises(ShopgenError, match="guided_tokens -1 is negative"):
+        synth.sample(3, seed=4, guided_tokens=-1)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])

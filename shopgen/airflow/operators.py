@@ -83,13 +83,14 @@ class ShopgenSampleOperator(ShopgenOperator):
     step = "sample"
     template_fields: Sequence[str] = (
         "bundle", "rows", "output_path", "seed", "conditions", "table", "if_exists", "temperature", "top_p",
-        "guidance", "text_workers", "guide_all_fields", "text_precision",
+        "guidance", "text_workers", "guide_all_fields", "text_precision", "guided_tokens",
     )
     arguments = {"bundle": "bundle", "rows": "rows", "output": "output_path", "seed": "seed",
                  "conditions": "conditions", "table": "table", "if_exists": "if_exists",
                  "temperature": "temperature", "top_p": "top_p", "guidance": "guidance",
                  "allow_copies": "allow_copies", "text_workers": "text_workers",
-                 "guide_all_fields": "guide_all_fields", "text_precision": "text_precision"}
+                 "guide_all_fields": "guide_all_fields", "text_precision": "text_precision",
+                 "guided_tokens": "guided_tokens"}
 
     def __init__(
         self, *, bundle: str, rows: int | str, output: str, seed: int | str = 0,
@@ -97,7 +98,7 @@ class ShopgenSampleOperator(ShopgenOperator):
         temperature: float | str | None = None, top_p: float | str | None = None,
         guidance: float | str | None = None, allow_copies: bool = False,
         text_workers: int | str | None = None, guide_all_fields: bool | str = False,
-        text_precision: str | None = None, **kwargs: Any,
+        text_precision: str | None = None, guided_tokens: int | str | None = None, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         # BaseOperator.output is Airflow's XComArg of this task, so the target lives in output_path
@@ -105,6 +106,7 @@ class ShopgenSampleOperator(ShopgenOperator):
         self.conditions, self.table, self.if_exists = conditions, table, if_exists
         self.temperature, self.top_p, self.guidance, self.allow_copies = temperature, top_p, guidance, allow_copies
         self.text_workers, self.guide_all_fields, self.text_precision = text_workers, guide_all_fields, text_precision
+        self.guided_tokens = guided_tokens
 
 
 class ShopgenValidateOperator(ShopgenOperator):
