@@ -33,7 +33,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def run(catalog: str, preset: str, save: Path | None = None, load: Path | None = None,
-        precision: str = "fp32") -> dict:
+        precision: str = "fp32", max_seconds: float | None = None) -> dict:
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / catalog / "products.csv")
     schema = CatalogSchema.infer(raw, name=catalog)
     df = schema.check_frame(raw)
@@ -46,7 +46,7 @@ def run(catalog: str, preset: str, save: Path | None = None, load: Path | None =
         model.sampling = SamplingConfig()
         fit_s = model.stats_.seconds
     else:
-        model = TextModel(p, precision=precision).fit(schema, train, show_progress=False)
+        model = TextModel(p, precision=precision, max_seconds=max_seconds).fit(schema, train, show_progress=False)
         fit_s = time.perf_counter() - t0
     if save is not None:  # e.g. for benchmarks/text_generation.py --text-model
         model.save_pretrained(save / f"{catalog}_{preset}")
@@ -65,7 +65,7 @@ def run(catalog: str, preset: str, save: Path | None = None, load: Path | None =
         "catalog": catalog, "preset": preset,
         "params": f"{p.n_layer}x{p.n_embd}, vocab {p.vocab_size}, context {p.block_size}",
         "train_s": round(fit_s), "steps": stats.steps, "epochs": stats.epochs, "stopped_by": stats.stopped_by,
-        "precision": stats.precision,
+        "precision": stats.precision, "budget_s": max_seconds if max_seconds is not None else p.max_seconds,
         "val_loss": stats.val_loss, "generate_s": round(gen_s, 1), "rows": len(hold),
         "copies_redrawn": redrawn, "guidance": model.sampling.guidance, "lead_repeats": p.lead_repeats,
         "name_copy_rate_unguarded": round(float(pd.Series(CopyGuard.from_texts(train[first]).copies(unguarded[first])).mean()), 4),
@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="keep each fitted text model under this folder")
     parser.add_argument("--load", type=Path, help="score the models a --save run kept there instead of fitting")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="the GPT's training precision")
+    parser.add_argument("--max-seconds", type=float,
+                        help="the GPT's training budget instead of the preset's: e.g. the share of 20 minutes "
+                             "a slower host's matmuls would give, to predict its result here")
     parser.add_argument("--name", default="text_presets",
                         help="results file stem under benchmarks/results/ (keep one per machine class)")
     args = parser.parse_args()
@@ -88,7 +91,7 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.exists() else []  # runs for other catalogs are kept
     for catalog in args.catalogs:
         for preset in args.presets:
-            row = run(catalog, preset, args.save, args.load, args.precision)
+            row = run(catalog, preset, args.save, args.load, args.precision, args.max_seconds)
             print(json.dumps(row), flush=True)
             results = [r for r in results if (r["catalog"], r["preset"]) != (catalog, preset)] + [row]
             path.write_text(json.dumps(results, indent=2))

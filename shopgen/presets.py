@@ -35,6 +35,7 @@ class TextPreset:
     field_balance: float = 0.5  # 0: every text token weighs the same in the loss; 1: every text field does
     lead_repeats: int = 0  # extra passes per epoch over each row cut after its first text field (README: lead passes)
     rare_lead_boost: float = 0.0  # rows of rare condition levels get up to (1 + this) x lead_repeats (README: lead passes)
+    lead_next_tokens: int = 0  # lead passes also carry this many tokens of the second text field (README: lead passes)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ PRESETS = {
         TabularPreset(epochs=300, batch_size=500, max_seconds=600, max_categories=60),
         TextPreset(n_layer=4, n_embd=256, n_head=4, vocab_size=8192, block_size=384, batch_size=16,
                    learning_rate=2e-3, max_epochs=20, max_seconds=1200, lead_repeats=3,
-                   rare_lead_boost=3.0),
+                   rare_lead_boost=3.0, lead_next_tokens=32),
     ),
     "base": Preset(
         "base",

@@ -312,6 +312,19 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
     assert lead_loss(3) < lead_loss(0) - 0.3
 
 
+def test_lead_passes_can_carry_the_next_fields_first_tokens():
+    """A lead ends after the first field's end token, or `next_tokens` into the next field (its marker
+    besides), or at that field's end token when it comes sooner."""
+    from shopgen.text.model import _lead_length
+
+    end = 3
+    ids = [1, 2, 20, 10, 11, end, 21, 12, 13, 14, 15, end]  # prompt, marker, name, end, marker, description, end
+    assert _lead_length(ids, end) == _lead_length(ids, end, 0) == 6
+    assert ids[:_lead_length(ids, end, 2)] == [1, 2, 20, 10, 11, end, 21, 12, 13]
+    assert _lead_length(ids, end, 10) == len(ids)
+    assert _lead_length(ids[:-1], end, 10) == len(ids) - 1  # a cut row without its last end token
+
+
 def test_rows_of_rare_condition_levels_get_more_lead_passes(sample_schema, sample_df):
     """A category with 10 % of the rows (brand shared by all) gets 3x the median row's lead passes."""
     from dataclasses import replace

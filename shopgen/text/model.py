@@ -101,7 +101,7 @@ class TextModel:
             show_progress=show_progress,
             alternates=self._sequences(empty, texts, text_ids) if self.unconditional_share_ else None,
             alternate_share=self.unconditional_share_,
-            lead_tails=[len(ids) - _lead_length(ids, self._id(END)) for ids, _, _ in seqs],
+            lead_tails=[len(ids) - _lead_length(ids, self._id(END), self.preset.lead_next_tokens) for ids, _, _ in seqs],
             lead_repeats=_lead_repeats(schema, df, self.format_.conditions, self.preset) if len(columns) > 1 else 0,
             precision=resolve_precision(self.precision),
         )
@@ -318,9 +318,14 @@ def _lead_repeats(schema: CatalogSchema, df: pd.DataFrame, conditions: list[str]
     return np.rint(preset.lead_repeats * boost).astype(int).tolist()
 
 
-def _lead_length(ids: list[int], end_id: int) -> int:
-    """Tokens up to and including the first text field's end token."""
-    return ids.index(end_id) + 1
+def _lead_length(ids: list[int], end_id: int, next_tokens: int = 0) -> int:
+    """Tokens up to and including the first text field's end token, then the next field's marker and up
+    to `next_tokens` of its tokens (its end token included when it comes sooner)."""
+    first = ids.index(end_id) + 1
+    if not next_tokens:
+        return first
+    end = ids.index(end_id, first) + 1 if end_id in ids[first:] else len(ids)
+    return min(first + 1 + next_tokens, end)
 
 
 def _clip(text: str, max_length: int) -> str:

@@ -157,8 +157,9 @@ def train_lm(
     which classifier-free guidance contrasts the conditional one with at sampling time.
 
     Each epoch also holds `lead_repeats` copies (one count for all rows, or one per row) of every
-    training row cut `lead_tails` tokens before its end (after its first text field): short sequences
-    that give the name, which says what the product is, more passes for little time. An epoch is one
+    training row cut `lead_tails` tokens before its end (after its first text field, or a few tokens into
+    the next): short sequences that give the name, which says what the product is, and the description's
+    opening, where it picks its topic, more passes for little time. An epoch is one
     pass over the rows and their leads.
 
     `precision` "bf16" runs the forward and backward passes under bf16 autocast (weights, optimizer state
