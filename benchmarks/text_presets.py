@@ -112,9 +112,14 @@ def main() -> None:
             f"{r.get('lead_repeats', 0)} | {r.get('guidance', 0.0)} | {consistency} | {r.get('price_coherence', float('nan')):.3f} ({r.get('price_coherence_real', float('nan')):.3f}) | "
             f"{r[name]:.3f} ({r[name + '_real']:.3f}) | {r[copy]:.3f} ({r['name_copy_rate_unguarded']:.3f}) | {r['copies_redrawn']} |"
         )
+    budgets = sorted({r["budget_s"] for r in results if "budget_s" in r})
     lines += ["", "Epochs count passes over the rows; with lead passes, an epoch also passes `lead passes` times "
-              "over each row cut after its name.", "", "All scores, per column: text_presets.json. Re-run: "
-              "`.venv/bin/python benchmarks/text_presets.py --presets fast small`."]
+              "over each row cut after its name (`small`: and the description's first 32 tokens).",
+              "", f"Training budgets (s): {', '.join(f'{b:g}' for b in budgets) or 'the presets'}.",
+              "", f"All scores, per column: {args.name}.json. Re-run: "
+              f"`.venv/bin/python benchmarks/text_presets.py --presets {' '.join(args.presets)} "
+              f"--catalogs {' '.join(args.catalogs)} --precision {args.precision}"
+              f"{f' --max-seconds {args.max_seconds:g}' if args.max_seconds else ''} --name {args.name}`."]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
