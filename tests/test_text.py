@@ -325,6 +325,24 @@ def test_lead_passes_can_carry_the_next_fields_first_tokens():
     assert _lead_length(ids[:-1], end, 10) == len(ids) - 1  # a cut row without its last end token
 
 
+def test_fit_cuts_each_lead_its_presets_next_tokens_into_the_description(sample_schema, sample_df):
+    """With `lead_next_tokens`, every lead pass TextModel.fit trains is that many description tokens (and
+    the description's marker) longer: one epoch of the same rows trains exactly that many more tokens."""
+    from dataclasses import replace
+
+    from shopgen.text.model import _lead_repeats
+
+    df = sample_df.dropna(subset=["description"]).head(150)  # under 200 rows: no validation split
+    preset = replace(PRESETS["fast"].text, lead_repeats=2, unconditional_share=0.0, batch_size=16)
+    repeats = _lead_repeats(sample_schema, df, sample_schema.conditions, preset)
+
+    def trained_tokens(next_tokens: int) -> int:
+        p = replace(preset, lead_next_tokens=next_tokens)
+        return TextModel(p, max_epochs=1, max_seconds=120).fit(sample_schema, df, show_progress=False).stats_.tokens
+
+    assert trained_tokens(4) - trained_tokens(0) == sum(repeats) * (1 + 4)
+
+
 def test_rows_of_rare_condition_levels_get_more_lead_passes(sample_schema, sample_df):
     """A category with 10 % of the rows (brand shared by all) gets 3x the median row's lead passes."""
     from dataclasses import replace

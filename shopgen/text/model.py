@@ -7,6 +7,7 @@ local Hugging Face checkpoint. Saved as a `save_pretrained` directory; nothing i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from pathlib import Path
@@ -61,6 +62,7 @@ class TextModel:
 
     # ---- fit -----------------------------------------------------------------------------------
     def fit(self, schema: CatalogSchema, df: pd.DataFrame, show_progress: bool = True) -> TextModel:
+        self.__dict__.pop("_banned_ids", None)  # derived from the tokenizer this fit replaces
         self.format_ = PromptFormat.fit(schema, df)
         columns = self.format_.text_columns
         prompts = self.format_.prompts(df)
@@ -187,17 +189,21 @@ class TextModel:
     def generate_tokens(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig,
                         on_batch=None) -> list[list[list[int]]]:
         """Token ids per row per text field for encoded condition prompts (what the benchmarks time)."""
-        columns = self.format_.text_columns
-        banned = [self._id(PAD)] + [self._id(marker(c)) for c in self.format_.conditions + columns]
-        banned += control_token_ids(self.tokenizer_)
         if cfg.guidance > 0 and not self.unconditional_share_:
             raise ShopgenError("this text model was trained without unconditional rows, so it cannot sample "
                                "with guidance; sample with guidance 0 or refit it")
         return generate_sharded(
             self.model_, prompts, self.field_specs(),
-            end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=banned,
+            end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=self._banned_ids,
             cfg=cfg, generator=gen, on_batch=on_batch, empty_prompt=self._empty_prompt_ids(),
         )
+
+    @functools.cached_property
+    def _banned_ids(self) -> list[int]:
+        """Tokens the sampler never draws: padding, the field markers and control characters; derived from the
+        fitted tokenizer once, not per generate call (a redraw round is one)."""
+        markers = [self._id(marker(c)) for c in self.format_.conditions + self.format_.text_columns]
+        return [self._id(PAD), *markers, *control_token_ids(self.tokenizer_)]
 
     def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig, on_batch) -> dict[str, list]:
         columns = self.format_.text_columns

@@ -31,6 +31,7 @@ PATIENCE = 2
 class TrainStats:
     steps: int = 0
     epochs: float = 0.0
+    tokens: int = 0  # trained, prompts included
     seconds: float = 0.0
     train_loss: float = float("nan")
     val_loss: float = float("nan")
@@ -247,6 +248,7 @@ def train_lm(
     stats.seconds = round(time.perf_counter() - start, 1)
     stats.train_loss = round(ema or float("nan"), 4)
     stats.val_loss = round(best_val, 4) if val else float("nan")
+    stats.tokens = tokens
     stats.tokens_per_second = round(tokens / max(stats.seconds, 1e-9))
     stats.stopped_by = stats.stopped_by or "planned steps"
     return stats
