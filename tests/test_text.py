@@ -284,6 +284,30 @@ def test_auto_precision_is_bf16_only_where_it_measured_faster(monkeypatch):
         precision.resolve("auto")
 
 
+def test_auto_precision_is_timed_once_a_machine_and_kept(monkeypatch, tmp_path):
+    """Every process reads the kept timing, so "auto" cannot pick another type under another load."""
+    import json
+
+    from shopgen.text import precision
+
+    monkeypatch.setenv("SHOPGEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SHOPGEN_PRECISION", raising=False)
+    precision.bf16_speedup.cache_clear()
+    try:
+        measured = precision.bf16_speedup()
+        (kept,) = tmp_path.glob("precision-*.json")
+        assert json.loads(kept.read_text())["bf16_speedup"] == measured
+        for speedup, chosen in ((100.0, "bf16"), (0.01, "fp32")):  # a later process: the file decides
+            kept.write_text(json.dumps({"bf16_speedup": speedup}))
+            precision.bf16_speedup.cache_clear()
+            assert precision.resolve("auto") == chosen
+        kept.write_text("{not json")  # a broken file is timed again and replaced
+        precision.bf16_speedup.cache_clear()
+        assert precision.bf16_speedup() > 0 and json.loads(kept.read_text())["bf16_speedup"] > 0
+    finally:
+        precision.bf16_speedup.cache_clear()
+
+
 def test_lead_passes_teach_the_first_field_in_fewer_epochs():
     """Rows cut after their first field, repeated each epoch, teach that field more than the full rows alone."""
     from shopgen.text.train import _collate, _loss, _with_leads, train_lm

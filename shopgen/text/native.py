@@ -11,8 +11,8 @@
   (26.7 against 25.7 ms, paired, dmart `small`).
 
 All go into one library, built with the machine's C compiler (`cc -O3 -march=native -fopenmp`, 0.2 s on
-a project machine) into $SHOPGEN_CACHE_DIR, else $XDG_CACHE_HOME/shopgen, else ~/.cache/shopgen, under a
-name keyed by the sources, the flags and the CPU. Nothing is downloaded. Without a compiler, or with
+a project machine) into the machine cache (machine.py), under a name keyed by the sources, the flags and
+the CPU. Nothing is downloaded. Without a compiler, or with
 SHOPGEN_NATIVE=0, `kernel()` is None and the sampler keeps its torch path, with an fp32 cache (the same
 attention to the int8 rounding of the kernel's cache; the same distribution for the draw).
 """
@@ -23,7 +23,6 @@ import ctypes
 import hashlib
 import logging
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +30,8 @@ from functools import cache
 from pathlib import Path
 
 import torch
+
+from shopgen.text import machine
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("decode_attention.c", "draw.c", "gelu.c"))
 HEADERS = (Path(__file__).with_name("fastmath.h"),)  # part of the build's key, not of its command
@@ -44,17 +45,7 @@ CACHE_DTYPE = torch.int8  # what decode_attention.c keeps keys and values in, ea
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("SHOPGEN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shopgen"
-    return Path(base) / "native"
-
-
-def _cpu() -> str:
-    """What -march=native compiles for: a cache shared between machines must not mix their builds."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "|".join(next((x for x in lines if x.startswith(k)), "") for k in ("model name", "flags"))
-    except OSError:
-        return platform.processor() or platform.machine()
+    return machine.cache_root() / "native"
 
 
 def _build(compiler: str, flags: list[str], target: Path) -> bool:
@@ -82,7 +73,7 @@ def kernel() -> ctypes.CDLL | None:
         return None
     sources = [path.read_bytes() for path in SOURCES + HEADERS]
     for flags in FLAG_SETS:
-        key = hashlib.sha256(b"\0".join([*sources, " ".join(flags).encode(), _cpu().encode(), compiler.encode()]))
+        key = hashlib.sha256(b"\0".join([*sources, " ".join(flags).encode(), machine.cpu().encode(), compiler.encode()]))
         target = cache_dir() / f"sampler-{key.hexdigest()[:16]}.so"
         try:
             if not target.exists() and not _build(compiler, flags, target):
