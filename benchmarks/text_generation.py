@@ -13,6 +13,7 @@ default) and without:
   and a gap is flagged: anything else running halves it, and this VM's own rate moved 16 % in one run),
   and the rate of this model's own matmuls at the sampling batch size (M = batch, K and N = the layer
   widths; one thread, times the workers) is the ceiling a decoder step can reach.
+`--precision auto` (the default) times what the sampler's default picks on this machine (text/precision.py).
 With `--precision bf16` the sampler multiplies bf16 weights (SamplingConfig.precision), HF generate runs a
 bf16 copy of the model (the same model and settings), and the bf16 roofline is reported beside the fp32 one;
 with `--precision int8`, int8 weights (per output channel) and activations quantized per call, HF's copy
@@ -46,6 +47,7 @@ from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text import native  # noqa: E402
 from shopgen.text.decoder import _prepare, _project  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
+from shopgen.text.precision import SAMPLING_PRECISIONS, resolve  # noqa: E402
 from shopgen.text.prompt import END, PAD  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
 from shopgen.text.shards import plan  # noqa: E402
@@ -224,11 +226,13 @@ def main() -> None:
     parser.add_argument("--hf1-rows", type=int, default=32, help="rows for HF generate at batch 1 (it is slow)")
     parser.add_argument("--long-rows", type=int, default=8192,
                         help="rows for shopgen's long run, where the last rows' tail weighs little (0: skip it)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
-                        help="the float type of the weight matmuls, for shopgen's sampler and HF generate alike")
+    parser.add_argument("--precision", default="auto", choices=SAMPLING_PRECISIONS,
+                        help="the number type of the weight matmuls, for shopgen's sampler and HF generate alike "
+                             "(auto: what the sampler picks on this machine by default)")
     parser.add_argument("--name", default="text_generation",
                         help="results file stem under benchmarks/results/ (keep one per machine class)")
     args = parser.parse_args()
+    asked, args.precision = args.precision, resolve(args.precision, SAMPLING_PRECISIONS)
 
     path = ROOT.parent / "shared" / "data" / args.catalog / "products.csv"
     if not path.is_file():
@@ -296,7 +300,7 @@ def main() -> None:
         "model": source, "cpu": cpu(), "parameters": params, "threads": torch.get_num_threads(), "workers": workers,
         "matmul_gflops": round(rate / 1e9, 1),
         "matmul_gflops_probes": [round(rate_start / 1e9, 1), round(rate_end / 1e9, 1)],
-        "roofline_tokens_per_s": round(roofline), "precision": args.precision,
+        "roofline_tokens_per_s": round(roofline), "precision": args.precision, "precision_asked": asked,
         **({f"{low}_matmul_gflops": round(rate_low / 1e9, 1),
             f"{low}_roofline_tokens_per_s": round(rate_low / (2 * params))} if rate_low else {}),
         "model_shape_gflops": round(shapes / 1e9, 1), "model_shape_roofline_tokens_per_s": round(shapes / (2 * params)),
@@ -335,7 +339,7 @@ def main() -> None:
         "could reach with nothing else in them.", "",
     ]
     if rate_low:
-        lines += [f"Matmuls in {low} (`--precision {low}`: shopgen's weight matmuls and HF's whole model): the square "
+        lines += [f"Matmuls in {low} (`--precision {asked}`: shopgen's weight matmuls and HF's whole model): the square "
                   f"{low} matmul runs at {result[f'{low}_matmul_gflops']} GFLOP/s, a {low} roofline of "
                   f"{result[f'{low}_roofline_tokens_per_s']:,} tokens/s; ratios to the roofline below are to the fp32 "
                   f"one, as issue 3 defines it, and to the {low} one.", ""]
@@ -357,7 +361,7 @@ def main() -> None:
                f"({ratios['long_of_roofline_counting_model_rows']:.0%} counting model rows)."
                if "shopgen_long" in run else "")
         )
-    lines += ["", f"Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR --precision {args.precision} --name {args.name}` "
+    lines += ["", f"Re-run: `.venv/bin/python benchmarks/text_generation.py --text-model DIR --precision {asked} --name {args.name}` "
               "(a model `benchmarks/text_presets.py --save DIR` kept)."]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 

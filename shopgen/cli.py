@@ -153,7 +153,7 @@ def sample(
     text_workers: int = typer.Option(None, "--text-workers", min=1, help="Processes writing text, one thread each (default: one per core torch uses; the text depends on it, as on the seed)."),
     guide_all_fields: bool = typer.Option(False, "--guide-all-fields", help="Guidance steers every text field, not only the name: a little more faithful text, for ~1.4x the text time."),
     guided_tokens: int = typer.Option(None, "--guided-tokens", min=0, help="How many of the description's first tokens guidance steers, where it picks its topic (default: the bundle's, 32; 0: the name only, faster)."),
-    text_precision: str = typer.Option(None, "--text-precision", help="Type of the text decoder's matmuls: fp32, bf16, int8 (weights and activations quantized: ~1.5x fp32's speed on AVX2), or auto (bf16 where a timing finds it faster, as with AMX; else fp32; the default)."),
+    text_precision: str = typer.Option(None, "--text-precision", help="Type of the text decoder's matmuls: fp32, bf16, int8 (weights and activations quantized), or auto (the default: the faster of bf16 and int8 where a timing, taken once a machine, finds it 1.25x fp32's speed; else fp32)."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
     table: str = typer.Option(None, "--table", help="Table, when -o is a database (default: the schema's name)."),
     if_exists: str = typer.Option("fail", "--if-exists", help="When -o is a database and the table exists: fail, replace or append."),

@@ -101,7 +101,7 @@ class CatalogSynthesizer:
         `guided_tokens`: how many of the description's first tokens guidance still steers (default: the
         bundle's, 32), where the description picks its topic; 0 steers the name only.
         `text_precision`: the type of the text decoder's matmuls, "fp32", "bf16", "int8" or "auto" (the
-        default: bf16 where a timing finds it faster, else fp32; README: sampling precision).
+        default: the faster of bf16 and int8 where a timing finds it faster than fp32, else fp32; README).
         """
         if n < 1:
             raise ShopgenError(f"asked for {n} rows; ask for at least 1")

@@ -1,14 +1,18 @@
-"""Which float type the text GPT trains and samples in: bf16 where this CPU runs it faster, else fp32.
+"""Which number type the text GPT trains and samples in: a narrower one where this CPU runs it faster.
 
 CPUs with native bf16 matmuls (AVX512_BF16, AMX) run the matmuls 2-7x faster under bf16 autocast (a
 `small` training step 1.6x in isolation, a whole dmart training 1.19x: short rows spend more on casts);
 CPUs without them (AVX2) emulate bf16 and train ~10x slower. Instruction flags are a poor proxy (oneDNN's
-kernels, the VM's CPUID), so "auto" decides by a timing, taken once a machine and kept (machine.py): a
-seeded sample must not change with the load a fresh timing would see. fp32 stays the default: on dmart `small`, bf16's
-extra epochs lowered validation loss but category consistency fell from 0.83 to 0.70 (README, Presets).
-Sampling defaults to "auto" (sampler.SamplingConfig): there bf16 rounds the same model's logits, and the
-scores did not move. Sampling also takes "int8" (decoder.py), never chosen by "auto": torch deprecates the
-quantized tensors its int8 kernels take.
+kernels, the VM's CPUID), so "auto" decides by timings, taken once a machine and kept (machine.py): a
+seeded sample must not change with the load a fresh timing would see. Training's "auto" chooses between
+fp32 and bf16; fp32 stays its default: on dmart `small`, bf16's extra epochs lowered validation loss but
+category consistency fell from 0.83 to 0.70 (README, Presets).
+Sampling defaults to "auto" (sampler.SamplingConfig): the faster of bf16 and int8 (decoder.py) on a
+decoding step's projection, where it beats fp32, else fp32. Both round the same model's logits, and the
+scores did not move (bf16 on an AMX Xeon, 10 seeds; int8 on a Zen 3 and a Zen 4, 6 seeds each: category
+consistency 0.786 against 0.792 and 0.822 against 0.814). Guided sampling on one Zen 4 thread: int8 1.73x
+fp32's tokens/s, bf16 1.43x; int8 1.66x fp32's sampling time on a Zen 3. torch deprecates the quantized
+tensors its int8 kernels take: where they are gone, the timing fails and "auto" does not pick int8.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import json
 import logging
 import os
 import time
+import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -27,8 +33,10 @@ from shopgen.text import machine
 
 PRECISIONS = ("auto", "fp32", "bf16")  # training's
 SAMPLING_PRECISIONS = (*PRECISIONS, "int8")  # the sampler's weight matmuls: int8 weights, activations per call
-BF16_MIN_SPEEDUP = 1.25  # below this, bf16's rounding is not worth its speed
+MIN_SPEEDUP = 1.25  # below this, a narrower type's rounding is not worth its speed
 _PROBE_SHAPE = (1024, 256, 1024)  # (tokens, width, 4 x width): a training matmul of the `small` preset
+_SAMPLE_SHAPE = (256, 256, 1024)  # a sampling step's MLP matmul of the `small` preset, 256 rows
+SPEEDUPS = ("train_bf16", "sample_bf16", "sample_int8")
 log = logging.getLogger(__name__)
 
 
@@ -40,56 +48,83 @@ def check(precision: str, what: str = "precision", choices: tuple[str, ...] = PR
 
 
 def resolve(precision: str, choices: tuple[str, ...] = PRECISIONS) -> str:
-    """`precision` as one of `choices` other than "auto"; "auto" (or $SHOPGEN_PRECISION, when set) decides
-    between fp32 and bf16 by `bf16_speedup`."""
+    """`precision` as one of `choices` other than "auto"; "auto" (or $SHOPGEN_PRECISION, when set) decides by
+    `speedups`: training (`choices` without int8) takes bf16 where its matmul runs MIN_SPEEDUP times fp32's;
+    the sampler takes the faster of bf16 and int8 where it does, else fp32."""
     if precision == "auto":
         precision = check(os.environ.get("SHOPGEN_PRECISION", "auto"), "SHOPGEN_PRECISION", choices)
     check(precision, choices=choices)
     if precision == "auto":
-        return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
+        speed = speedups()
+        if "int8" not in choices:
+            return "bf16" if speed["train_bf16"] >= MIN_SPEEDUP else "fp32"
+        best = max(("bf16", "int8"), key=lambda p: speed[f"sample_{p}"])
+        return best if speed[f"sample_{best}"] >= MIN_SPEEDUP else "fp32"
     return precision
 
 
 @functools.cache
-def bf16_speedup() -> float:
-    """fp32 time over bf16 time of one training-sized matmul on this machine.
+def speedups() -> dict[str, float]:
+    """fp32's time over bf16's for a training matmul (`train_bf16`), and over bf16's and int8's for the
+    sampler's own projection of a decoding step (`sample_bf16`, `sample_int8`; decoder.py, casts and
+    quantization of the input included).
 
     Measured once a machine and kept in the machine cache, keyed by the CPU and torch's version: "auto"
     then picks the same type in every process, so one seed gives one catalog whatever else the machine
     runs (two fits side by side on 2 cores, each timing afresh, wrote different catalogs). Delete the file,
     or set SHOPGEN_PRECISION, to decide again."""
-    key = hashlib.sha256("\0".join([machine.cpu(), torch.__version__, repr(_PROBE_SHAPE)]).encode()).hexdigest()
-    path = machine.cache_root() / f"precision-{key[:16]}.json"
+    key = "\0".join([machine.cpu(), torch.__version__, repr(_PROBE_SHAPE), repr(_SAMPLE_SHAPE)])
+    path = machine.cache_root() / f"precision-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     try:
-        return float(json.loads(path.read_text())["bf16_speedup"])
+        kept = json.loads(path.read_text())
+        return {name: float(kept[name]) for name in SPEEDUPS}
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    speedup = _measure()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"bf16_speedup": speedup, "torch": torch.__version__, "probe": _PROBE_SHAPE}))
-        os.replace(tmp, path)  # atomic: a process timing beside this one reads the old file or the new
-    except OSError as exc:
-        log.info("bf16 timing not kept (%s): each process will time again", exc)
-    return speedup
-
-
-def _measure(reps: int = 16, budget: float = 0.1) -> float:
-    """Best-of timings of `a @ b` in fp32 and in bf16, taken in turns so that both see the same load, after
-    a warm-up call each (oneDNN builds its kernel on the first); past `budget` seconds, two rounds do
-    (emulated bf16, ~10x slower than fp32, needs no more to lose)."""
     m, k, n = _PROBE_SHAPE
     generator = torch.Generator().manual_seed(0)
     a, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
-    pairs = ((a, b), (a.bfloat16(), b.bfloat16()))
-    for x, y in pairs:
-        x @ y
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    measured = {"train_bf16": _measure(lambda: a @ b, lambda: a16 @ b16),
+                "sample_bf16": _sampling_speedup("bf16"), "sample_int8": _sampling_speedup("int8")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**measured, "torch": torch.__version__}))
+        os.replace(tmp, path)  # atomic: a process timing beside this one reads the old file or the new
+    except OSError as exc:
+        log.info("precision timings not kept (%s): each process will time again", exc)
+    return measured
+
+
+def _sampling_speedup(precision: str) -> float:
+    """The sampler's fp32 and `precision` projections (decoder.py), timed in turns; 0 where it fails here."""
+    from shopgen.text.decoder import _prepare, _project
+
+    m, k, n = _SAMPLE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator), torch.zeros(n)
+    try:
+        with warnings.catch_warnings():  # torch 2.13 deprecates the quantized tensors int8 takes
+            warnings.simplefilter("ignore")
+            fp32, other = _prepare(w, b, "fp32"), _prepare(w, b, precision)
+            return _measure(lambda: _project(x, fp32), lambda: _project(x, other))
+    except (RuntimeError, AttributeError, NotImplementedError) as exc:
+        log.info("%s matmuls unavailable here (%s): 'auto' does not sample in them", precision, exc)
+        return 0.0
+
+
+def _measure(fp32: Callable[[], object], other: Callable[[], object], reps: int = 16, budget: float = 0.1) -> float:
+    """fp32's best time over `other`'s, timed in turns so that both see the same load, after a warm-up call
+    each (oneDNN builds its kernel on the first); past `budget` seconds, two rounds do (emulated bf16, ~10x
+    slower than fp32, needs no more to lose)."""
+    calls = (fp32, other)
+    for call in calls:
+        call()
     best, spent = [float("inf")] * 2, 0.0
     for rep in range(reps):
-        for j, (x, y) in enumerate(pairs):
+        for j, call in enumerate(calls):
             start = time.perf_counter()
-            x @ y
+            call()
             took = time.perf_counter() - start
             best[j], spent = min(best[j], took), spent + took
         if rep >= 1 and spent > budget:

@@ -59,12 +59,14 @@ class SamplingConfig:
     consistency from 0.804 to 0.829 (6 seeds, better on each; 8 and 16 tokens 0.822 and 0.820; every field
     0.825) for no measured time on dmart (a bf16 `small` model, Zen 4; descriptions average ~140 tokens).
     `workers` is processes of one thread each, each sampling a shard of the rows (shards.py); by default one
-    per torch thread. `precision` is the float type of the decoder's weight matmuls (GPT-2 models): "auto"
-    takes bf16 where a timing finds it faster (text/precision.py). On an AMX Xeon, bf16 ran 1.25x fp32's
-    tokens/s with the same scores over 10 seeds (category consistency 0.765 against 0.755, price
-    coherence 0.441 against 0.453; benchmarks/results/text_sampling_amx_bf16.md); elsewhere it stays fp32.
-    "int8" (asked for, never "auto"'s choice) quantizes the weight matmuls: on a Zen 3 (AVX2) it ran 1.32x
-    fp32's tokens/s guided and 1.48x unguided (benchmarks/results/text_generation_zen3_int8.md)."""
+    per torch thread. `precision` is the number type of the decoder's weight matmuls (GPT-2 models): "auto"
+    takes the faster of bf16 and int8 where a timing kept per machine finds it 1.25x fp32's speed
+    (text/precision.py). On an AMX Xeon, bf16 ran 1.25x fp32's tokens/s with the same scores over 10 seeds
+    (category consistency 0.765 against 0.755, price coherence 0.441 against 0.453;
+    benchmarks/results/text_sampling_amx_bf16.md). int8 quantizes the weights per output channel and each
+    matmul's input per call: on a Zen 3 (AVX2) it ran 1.32x fp32's tokens/s guided and 1.48x unguided
+    (benchmarks/results/text_generation_zen3_int8.md), on one Zen 4 thread 1.73x (bf16 1.43x), with the
+    same scores over 6 seeds on each (0.798 against 0.804, 0.822 against 0.814)."""
 
     temperature: float = 1.0
     top_p: float = 0.8
