@@ -323,6 +323,21 @@ def test_auto_precision_is_timed_once_a_machine_and_kept(monkeypatch, tmp_path):
         precision.speedups.cache_clear()
 
 
+def test_processes_starting_together_time_precision_once(tmp_path):
+    """Two processes on an empty machine cache: the second waits for the first's timings and reads them (two
+    timings would differ in their last digits)."""
+    import json
+    import subprocess
+    import sys
+
+    code = "import json; from shopgen.text import precision; print(json.dumps(precision.speedups()))"
+    env = {**os.environ, "SHOPGEN_CACHE_DIR": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    first, second = (json.loads(p.communicate(timeout=300)[0]) for p in procs)
+    assert first == second and len(list(tmp_path.glob("precision-*.json"))) == 1
+
+
 def test_lead_passes_teach_the_first_field_in_fewer_epochs():
     """Rows cut after their first field, repeated each epoch, teach that field more than the full rows alone."""
     from shopgen.text.train import _collate, _loss, _with_leads, train_lm

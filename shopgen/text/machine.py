@@ -6,9 +6,16 @@ $SHOPGEN_CACHE_DIR, else $XDG_CACHE_HOME/shopgen, else ~/.cache/shopgen. Entries
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; each process decides for itself
+    fcntl = None
 
 
 def cache_root() -> Path:
@@ -23,3 +30,19 @@ def cpu() -> str:
         return "|".join(next((x for x in lines if x.startswith(k)), "") for k in ("model name", "flags"))
     except OSError:
         return platform.processor() or platform.machine()
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created with its folder): one process at a time measures and writes
+    an entry. Where the folder cannot be written, or there are no locks, it runs unlocked."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")  # noqa: SIM115 - held for the block's duration
+    except OSError:
+        yield
+        return
+    with handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

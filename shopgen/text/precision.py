@@ -75,25 +75,29 @@ def speedups() -> dict[str, float]:
     or set SHOPGEN_PRECISION, to decide again."""
     key = "\0".join([machine.cpu(), torch.__version__, repr(_PROBE_SHAPE), repr(_SAMPLE_SHAPE)])
     path = machine.cache_root() / f"precision-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    try:
-        kept = json.loads(path.read_text())
-        return {name: float(kept[name]) for name in SPEEDUPS}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    with machine.locked(path.with_suffix(".lock")):  # processes starting together time once, not each
+        try:
+            kept = json.loads(path.read_text())
+            return {name: float(kept[name]) for name in SPEEDUPS}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        measured = _timed()
+        try:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({**measured, "torch": torch.__version__}))
+            os.replace(tmp, path)  # atomic: no reader sees half a file
+        except OSError as exc:
+            log.info("precision timings not kept (%s): each process will time again", exc)
+        return measured
+
+
+def _timed() -> dict[str, float]:
     m, k, n = _PROBE_SHAPE
     generator = torch.Generator().manual_seed(0)
     a, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
     a16, b16 = a.bfloat16(), b.bfloat16()
-    measured = {"train_bf16": _measure(lambda: a @ b, lambda: a16 @ b16),
-                "sample_bf16": _sampling_speedup("bf16"), "sample_int8": _sampling_speedup("int8")}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**measured, "torch": torch.__version__}))
-        os.replace(tmp, path)  # atomic: a process timing beside this one reads the old file or the new
-    except OSError as exc:
-        log.info("precision timings not kept (%s): each process will time again", exc)
-    return measured
+    return {"train_bf16": _measure(lambda: a @ b, lambda: a16 @ b16),
+            "sample_bf16": _sampling_speedup("bf16"), "sample_int8": _sampling_speedup("int8")}
 
 
 def _sampling_speedup(precision: str) -> float:
