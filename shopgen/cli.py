@@ -194,7 +194,8 @@ def sample(
     _out(
         f"wrote {len(catalog)} valid rows to {where_to} in {time.perf_counter() - t0:.1f}s "
         f"({s['drawn']} drawn in {s['rounds']} round(s), {s['invalid']} failed validation and were redrawn, "
-        f"{s['copies_redrawn']} texts redrawn for copying training text)"
+        f"{s['copies_redrawn']} texts redrawn for copying training text"
+        + (f"; text matmuls in {s['text_precision']})" if s["text_precision"] else ")")
     )
 
 

@@ -131,7 +131,8 @@ class CatalogSynthesizer:
         kept: list[pd.DataFrame] = []
         have, fail_share = 0, 0.0
         stats = {"rounds": 0, "drawn": 0, "invalid": 0, "copies_redrawn": 0, "copies_dropped": 0,
-                 "seconds": {"tabular": 0.0, "text": 0.0, "validate": 0.0}}
+                 "seconds": {"tabular": 0.0, "text": 0.0, "validate": 0.0},
+                 "text_precision": None if sampling is None else self.text_model_.sampling_precision(sampling)}
         last: ValidationResult | None = None
         for round_ in range(MAX_ROUNDS):
             need = n - have

@@ -35,6 +35,11 @@ def test_rows_failing_validation_are_redrawn(tiny_synth, sample_schema, sample_d
     assert len(rows) == 200 and rows["price"].max() <= cap
     assert stats["invalid"] > 20 and stats["rounds"] >= 2
     assert validate(rows, tight).success
+    from shopgen.text.precision import SAMPLING_PRECISIONS, resolve
+
+    assert stats["text_precision"] == resolve("auto", SAMPLING_PRECISIONS)  # what "auto" ran in, reported
+    synth.sample(20, seed=1, text_precision="fp32")
+    assert synth.last_sample_stats_["text_precision"] == "fp32"
 
 
 def test_impossible_schema_fails_clearly(tiny_synth, sample_schema):

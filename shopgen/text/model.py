@@ -22,7 +22,9 @@ from shopgen.errors import ShopgenError
 from shopgen.presets import TextPreset
 from shopgen.progress import progress_bar
 from shopgen.schema import CatalogSchema
+from shopgen.text.decoder import SlotDecoder
 from shopgen.text.guard import BOILERPLATE_SHARE, CopyGuard
+from shopgen.text.precision import SAMPLING_PRECISIONS
 from shopgen.text.precision import resolve as resolve_precision
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
 from shopgen.text.sampler import FieldSpec, SamplingConfig
@@ -185,6 +187,11 @@ class TextModel:
     def field_specs(self) -> list[FieldSpec]:
         """Each text field's marker, token cap (end token included) and nullability, in order."""
         return [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in self.format_.text_columns]
+
+    def sampling_precision(self, cfg: SamplingConfig) -> str:
+        """The number type the sampler's weight matmuls run in under `cfg` on this machine ("auto" resolved);
+        fp32 for a model the slot decoder does not run (another architecture's `--text-base`)."""
+        return resolve_precision(cfg.precision, SAMPLING_PRECISIONS) if SlotDecoder.supports(self.model_) else "fp32"
 
     def generate_tokens(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig,
                         on_batch=None) -> list[list[list[int]]]:

@@ -101,12 +101,15 @@ def _timed() -> dict[str, float]:
 
 
 def _sampling_speedup(precision: str) -> float:
-    """The sampler's fp32 and `precision` projections (decoder.py), timed in turns; 0 where it fails here."""
+    """The sampler's fp32 and `precision` projections (decoder.py), timed in turns on one thread, as each of
+    its worker processes runs; 0 where `precision` fails here."""
     from shopgen.text.decoder import _prepare, _project
 
     m, k, n = _SAMPLE_SHAPE
     generator = torch.Generator().manual_seed(0)
     x, w, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator), torch.zeros(n)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         with warnings.catch_warnings():  # torch 2.13 deprecates the quantized tensors int8 takes
             warnings.simplefilter("ignore")
@@ -115,6 +118,8 @@ def _sampling_speedup(precision: str) -> float:
     except (RuntimeError, AttributeError, NotImplementedError) as exc:
         log.info("%s matmuls unavailable here (%s): 'auto' does not sample in them", precision, exc)
         return 0.0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _measure(fp32: Callable[[], object], other: Callable[[], object], reps: int = 16, budget: float = 0.1) -> float:
