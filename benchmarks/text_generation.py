@@ -165,9 +165,10 @@ def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: i
     the text so far as `negative_prompt_ids`) runs the unconditional rows in a second model call per step;
     a field guided over its first tokens only (`guided_tokens`) is generated guided up to them, then its
     unfinished rows go on unguided. `lm`: the network to run (default: the model's own; a bf16 or int8 copy
-    for `--precision`)."""
+    for `--precision`). The sampler's ban list goes in as `suppress_tokens`."""
     torch.manual_seed(seed)
     lm, end, pad = lm or model.model_, model._id(END), model._id(PAD)
+    banned = list(model._banned_ids)  # the sampler's: padding, field markers, control characters
     empty = model._encode([model.format_.empty_prompt()])[0]
     fields, tokens = model.field_specs(), 0
 
@@ -196,7 +197,7 @@ def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: i
                 out = lm.generate(
                     input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
                     top_k=cfg.top_k, top_p=cfg.top_p, max_new_tokens=budget, eos_token_id=end,
-                    pad_token_id=pad, **guidance,
+                    pad_token_id=pad, suppress_tokens=banned, **guidance,
                 )[:, ids.shape[1]:].tolist()
                 for r, new in zip(unfinished, out):
                     texts[r] += new[: new.index(end)] if end in new else new
