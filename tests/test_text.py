@@ -21,8 +21,8 @@ from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
 from shopgen.text.tokenizer import control_token_ids, train_tokenizer
 from shopgen.text.train import IGNORE
 
-# Tests that a row's greedy text is the same however it is batched sample in fp32: int8 (which "auto" picks
-# where it is fastest) quantizes a matmul's input with one scale for all its rows, so a row's rounding
+# The tests that a row's greedy text is the same however it is batched sample in fp32: int8 (which "auto"
+# picks where it is fastest) quantizes a matmul's input with one scale for all its rows, so a row's rounding
 # depends on its batch-mates
 ROW_EXACT = "fp32"
 
