@@ -126,13 +126,15 @@ class CatalogSynthesizer:
                 guided_tokens=base.guided_tokens if guided_tokens is None else guided_tokens,
                 precision=base.precision if text_precision is None else text_precision,
             )
+            # "auto" decided here, once: every round runs, and the stats report, the same type
+            sampling = dataclasses.replace(sampling, precision=self.text_model_.sampling_precision(sampling))
         rng = np.random.default_rng(seed)
         seen_ids: dict[str, set] = {c.name: set() for c in self.schema.of_type("id")}
         kept: list[pd.DataFrame] = []
         have, fail_share = 0, 0.0
         stats = {"rounds": 0, "drawn": 0, "invalid": 0, "copies_redrawn": 0, "copies_dropped": 0,
                  "seconds": {"tabular": 0.0, "text": 0.0, "validate": 0.0},
-                 "text_precision": None if sampling is None else self.text_model_.sampling_precision(sampling)}
+                 "text_precision": None if sampling is None else sampling.precision}
         last: ValidationResult | None = None
         for round_ in range(MAX_ROUNDS):
             need = n - have

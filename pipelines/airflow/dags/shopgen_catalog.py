@@ -63,7 +63,7 @@ with DAG(
     sample = ShopgenSampleOperator(
         task_id="sample",
         bundle=f"{RUN}/model", rows="{{ params.rows }}", seed="{{ params.seed }}", output=f"{RUN}/catalog.csv",
-        text_precision="fp32",  # auto times bf16 against fp32, and a busy machine may time it otherwise: same seed, same catalog
+        text_precision="fp32",  # auto picks bf16 or int8 where a machine runs them faster: one example catalog everywhere
     )
     validate = ShopgenValidateOperator(task_id="validate", data=f"{RUN}/catalog.csv", schema="{{ params.schema }}")
     seed = ShopgenSeedOperator(
