@@ -338,6 +338,27 @@ def test_processes_starting_together_time_precision_once(tmp_path):
     assert first == second and len(list(tmp_path.glob("precision-*.json"))) == 1
 
 
+def test_instruction_caps_are_timed_apart_and_pick_as_that_cpu_would(tmp_path):
+    """With torch's kernels capped at AVX2 (how an AVX-512 host stands in for an AVX2 one), bf16 is emulated
+    and "auto" must not pick it; those timings go to their own file, beside the uncapped machine's."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json; from shopgen.text import precision; "
+            "print(json.dumps([precision.resolve('auto'), precision.resolve('auto', precision.SAMPLING_PRECISIONS)]))")
+    caps = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+    env = {k: v for k, v in os.environ.items() if k not in (*caps, "SHOPGEN_PRECISION")}
+    env["SHOPGEN_CACHE_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **caps}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    training, sampling = json.loads(out.stdout)
+    assert training == "fp32" and sampling in ("fp32", "int8")
+    subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+    capped, uncapped = sorted(tmp_path.glob("precision-*.json"), key=lambda p: json.loads(p.read_text())["train_bf16"])
+    assert json.loads(capped.read_text())["sample_bf16"] < 0.5  # emulated bf16: ~0.01x fp32 on a Zen 4
+
+
 def test_lead_passes_teach_the_first_field_in_fewer_epochs():
     """Rows cut after their first field, repeated each epoch, teach that field more than the full rows alone."""
     from shopgen.text.train import _collate, _loss, _with_leads, train_lm

@@ -32,6 +32,16 @@ def cpu() -> str:
         return platform.processor() or platform.machine()
 
 
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+              "FBGEMM_ENABLE_INSTRUCTIONS")  # variables that cap the instructions torch's kernels dispatch to
+
+
+def isa_limits() -> str:
+    """The instruction caps set in the environment: with `ATEN_CPU_CAPABILITY=avx2` and the like, an AVX-512
+    host times (and samples) as an AVX2 one does, so its timings are kept apart from the uncapped ones."""
+    return "|".join(f"{name}={os.environ[name]}" for name in ISA_LIMITS if name in os.environ)
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created with its folder): one process at a time measures and writes

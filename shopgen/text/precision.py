@@ -69,11 +69,12 @@ def speedups() -> dict[str, float]:
     sampler's own projection of a decoding step (`sample_bf16`, `sample_int8`; decoder.py, casts and
     quantization of the input included).
 
-    Measured once a machine and kept in the machine cache, keyed by the CPU and torch's version: "auto"
+    Measured once a machine and kept in the machine cache, keyed by the CPU, its instruction caps
+    (machine.isa_limits) and torch's version: "auto"
     then picks the same type in every process, so one seed gives one catalog whatever else the machine
     runs (two fits side by side on 2 cores, each timing afresh, wrote different catalogs). Delete the file,
     or set SHOPGEN_PRECISION, to decide again."""
-    key = "\0".join([machine.cpu(), torch.__version__, repr(_PROBE_SHAPE), repr(_SAMPLE_SHAPE)])
+    key = "\0".join([machine.cpu(), machine.isa_limits(), torch.__version__, repr(_PROBE_SHAPE), repr(_SAMPLE_SHAPE)])
     path = machine.cache_root() / f"precision-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     with machine.locked(path.with_suffix(".lock")):  # processes starting together time once, not each
         try:
