@@ -241,6 +241,37 @@ def test_training_follows_the_label_weights():
     assert tail_loss(0.0) > tail_loss(1.0) + 1.0
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_head_loss_equals_the_projection_then_cross_entropy(weighted, monkeypatch):
+    """Loss and both gradients as F.cross_entropy over the full logits gives them, across block boundaries;
+    under bf16 autocast as the autocast head and loss give them, to bf16's rounding."""
+    import torch.nn.functional as F
+
+    from shopgen.text import loss
+
+    monkeypatch.setattr(loss, "BLOCK_ROWS", 7)  # 50 rows: seven blocks, the last short
+    gen = torch.Generator().manual_seed(0)
+    hidden, weight = torch.randn(50, 16, generator=gen), torch.randn(300, 16, generator=gen)
+    targets = torch.randint(0, 300, (50,), generator=gen)
+    weights = torch.rand(50, generator=gen) + 0.1 if weighted else None
+
+    def run(fused: bool, bf16: bool) -> list[torch.Tensor]:
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if fused:
+                value = loss.head_cross_entropy(h, w, targets, weights)
+            else:
+                each = F.cross_entropy(F.linear(h, w).float(), targets, reduction="none")
+                value = each.mean() if weights is None else (each * weights).sum() / weights.sum()
+        (3 * value).backward()
+        return [value.detach(), h.grad, w.grad]
+
+    for bf16, tol in ((False, 1e-5), (True, 2e-2)):
+        for got, want in zip(run(True, bf16), run(False, bf16)):
+            assert got.dtype == torch.float32
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol * float(want.abs().max()))
+
+
 def test_bf16_training_runs_under_autocast_and_learns_as_fp32_does():
     """bf16 changes the arithmetic (so the weights differ from fp32's) but not what is learned; the weights
     the optimizer keeps stay fp32."""

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
 from shopgen.progress import progress_bar
+from shopgen.text.loss import head_cross_entropy
 
 IGNORE = -100
 WARMUP_STEPS = 50
@@ -86,15 +87,16 @@ def _loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels:
 
     HF's `labels=` path projects every position onto the vocabulary, prompts and padding included; on
     dmart those are ~1/4 of the positions and the projection is ~40 % of a small GPT's matmul work.
-    GPT-2 here (tied head, no logit transform); any other model projects every position.
+    GPT-2 here (tied head, no bias, no logit transform) projects only the labelled positions, fused with
+    the loss (loss.py); any other model projects every position.
     """
     targets = labels[:, 1:]
     keep = targets != IGNORE
-    if isinstance(model, GPT2LMHeadModel):
+    if isinstance(model, GPT2LMHeadModel) and model.lm_head.bias is None:
         hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1][keep]
-        logits = model.lm_head(hidden)
-    else:
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep].float()
+        return head_cross_entropy(hidden, model.lm_head.weight, targets[keep],
+                                  None if weights is None else weights[:, 1:][keep])
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep].float()
     if weights is None:
         return F.cross_entropy(logits, targets[keep])
     w = weights[:, 1:][keep]
