@@ -614,15 +614,15 @@ def test_slot_decoder_in_bf16_or_int8_stays_within_rounding_of_the_fp32_forward(
 def test_bf16_training_swaps_sdpa_for_the_plain_attention_and_back():
     """Under bf16 the training runs the plain matmul-softmax attention (faster there than SDPA's backward),
     in fp32 it keeps SDPA; either way the model leaves with the attention it came with, also on an error."""
-    from shopgen.text.train import _attention_for
+    from shopgen.text.train import _kernels_for
 
     model = _tiny_lm(50)
     assert model.config._attn_implementation == "sdpa"
-    with _attention_for(model, "bf16"):
+    with _kernels_for(model, "bf16"):
         assert model.config._attn_implementation == "eager"
-    with _attention_for(model, "fp32"):
+    with _kernels_for(model, "fp32"):
         assert model.config._attn_implementation == "sdpa"
-    with pytest.raises(RuntimeError), _attention_for(model, "bf16"):
+    with pytest.raises(RuntimeError), _kernels_for(model, "bf16"):
         raise RuntimeError("a step failed")
     assert model.config._attn_implementation == "sdpa"
 
@@ -766,6 +766,47 @@ def test_native_gelu_is_torchs_tanh_gelu():
     d = x.double()  # 0.5 x (1 + tanh u) = x sigmoid(2u), tiny values included, to the rounding of u in float
     exact = d * torch.sigmoid(2 * (2 / torch.pi) ** 0.5 * (d + 0.044715 * d**3))
     assert torch.allclose(out.double(), exact, rtol=1e-5, atol=1e-30)  # u rounded to float: ~60 x 1e-7
+
+
+def test_native_training_gelu_has_torchs_values_and_gradients():
+    """gelu.c's training pass against torch's tanh GELU and autograd, on values from -95 to 3e4, across the
+    threads' split of a long tensor and a short one (one thread), and through torch's fallback for bf16."""
+    from shopgen.text import native
+
+    act = native.GeluTanh(_native_kernel())
+    torch.manual_seed(0)
+    for x in (torch.cat([torch.randn(200_000) * 3, torch.tensor([0.0, -12.0, 12.0, -95.0, 95.0, 3e4])]),
+              torch.randn(37, 11)):
+        ours, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y, y_ref = act(ours), torch.nn.functional.gelu(ref, approximate="tanh")
+        torch.testing.assert_close(y, y_ref, rtol=2e-6, atol=3e-7)
+        grad = torch.randn_like(x)
+        y.backward(grad)
+        y_ref.backward(grad)
+        torch.testing.assert_close(ours.grad, ref.grad, rtol=1e-5, atol=1e-5)  # each ~4e-6 from the exact
+        d = x.double().requires_grad_()
+        (d * torch.sigmoid(2 * (2 / torch.pi) ** 0.5 * (d + 0.044715 * d**3))).backward(grad.double())
+        torch.testing.assert_close(ours.grad.double(), d.grad, rtol=1e-5, atol=1e-7)
+    half = torch.randn(64).bfloat16()
+    assert torch.equal(act(half), torch.nn.functional.gelu(half, approximate="tanh"))
+
+
+def test_fp32_training_runs_the_native_gelu_and_leaves_the_models_own():
+    """train_lm's forward passes see gelu.c's activation in fp32 (torch's under bf16), and the model leaves
+    with its own activation, so a saved model holds no native handle."""
+    from shopgen.text import native
+    from shopgen.text.train import _kernels_for
+
+    _native_kernel()
+    model = _tiny_lm(50)
+    own = [block.mlp.act for block in model.transformer.h]
+    with _kernels_for(model, "fp32"):
+        assert all(isinstance(block.mlp.act, native.GeluTanh) for block in model.transformer.h)
+    with _kernels_for(model, "bf16"):
+        assert not any(isinstance(block.mlp.act, native.GeluTanh) for block in model.transformer.h)
+    with pytest.raises(RuntimeError), _kernels_for(model, "fp32"):
+        raise RuntimeError("a step failed")
+    assert [block.mlp.act for block in model.transformer.h] == own
 
 
 def test_native_kernel_builds_into_an_empty_cache(tmp_path, monkeypatch):
