@@ -46,6 +46,7 @@ from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text import native  # noqa: E402
 from shopgen.text.decoder import _prepare, _project  # noqa: E402
+from shopgen.text.machine import isa_limits  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.precision import SAMPLING_PRECISIONS, resolve  # noqa: E402
 from shopgen.text.prompt import END, PAD  # noqa: E402
@@ -114,7 +115,8 @@ def cpu() -> str:
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
     flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{name}, {isa}{', AMX' if 'amx_tile' in flags else ''}"
+    caps = f", kernels capped by {isa_limits().replace('|', ' ')}" if isa_limits() else ""
+    return f"{name}, {isa}{', AMX' if 'amx_tile' in flags else ''}{caps}"
 
 
 def guided(cfg: SamplingConfig, field: int) -> int:

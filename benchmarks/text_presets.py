@@ -24,6 +24,7 @@ from shopgen.evaluation.text import text_metrics  # noqa: E402
 from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text.guard import CopyGuard  # noqa: E402
+from shopgen.text.machine import isa_limits  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.precision import PRECISIONS  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
@@ -113,11 +114,14 @@ def main() -> None:
             f"{r[name]:.3f} ({r[name + '_real']:.3f}) | {r[copy]:.3f} ({r['name_copy_rate_unguarded']:.3f}) | {r['copies_redrawn']} |"
         )
     budgets = sorted({r["budget_s"] for r in results if "budget_s" in r})
+    caps = isa_limits().replace("|", " ")
     lines += ["", "Epochs count passes over the rows; with lead passes, an epoch also passes `lead passes` times "
               "over each row cut after its name (`small`: and the description's first 32 tokens).",
               "", f"Training budgets (s): {', '.join(f'{b:g}' for b in budgets) or 'the presets'}.",
+              *(["", f"torch's kernels were capped by `{caps}`: a wider CPU standing in for an AVX2 one "
+                  "(README, Presets)."] if caps else []),
               "", f"All scores, per column: {args.name}.json. Re-run: "
-              f"`.venv/bin/python benchmarks/text_presets.py --presets {' '.join(args.presets)} "
+              f"`{caps + ' ' if caps else ''}.venv/bin/python benchmarks/text_presets.py --presets {' '.join(args.presets)} "
               f"--catalogs {' '.join(args.catalogs)} --precision {args.precision}"
               f"{f' --max-seconds {args.max_seconds:g}' if args.max_seconds else ''} --name {args.name}`."]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
