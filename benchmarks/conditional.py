@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 from shopgen.evaluation.text import consistency  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.synthesizer import CatalogSynthesizer  # noqa: E402
+from shopgen.text.machine import isa_limits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--text-model", type=Path,
                         help="write text with this TextModel.save_pretrained directory (e.g. the `small` model "
                              "that benchmarks/text_presets.py --save keeps) instead of the bundle's")
+    parser.add_argument("--name", default="conditional",
+                        help="results file stem under benchmarks/results/ (keep one per machine class)")
     args = parser.parse_args()
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / args.catalog / "products.csv")
     schema = CatalogSchema.infer(raw, name=args.catalog)
@@ -96,7 +99,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "conditional.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     sdv = result["sdv_reject_sampling"]
     text_from = f"`{args.text_model}`" if args.text_model else "the bundle's"
     lines = [
@@ -113,7 +116,10 @@ def main() -> None:
         f"{result['text_consistency_real']}). Conditioned rows whose pair of columns occurs in the real catalog: "
         + ", ".join(f"{k} {v:.1%}" for k, v in pairs.items()) + ".",
     ]
-    (RESULTS / "conditional.md").write_text("\n".join(lines) + "\n")
+    if isa_limits():
+        lines += ["", f"torch's kernels were capped by `{isa_limits().replace('|', ' ')}`: a wider CPU standing in "
+                  "for an AVX2 one (README, Presets)."]
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
