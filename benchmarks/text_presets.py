@@ -66,7 +66,7 @@ def run(catalog: str, preset: str, save: Path | None = None, load: Path | None =
         "catalog": catalog, "preset": preset,
         "params": f"{p.n_layer}x{p.n_embd}, vocab {p.vocab_size}, context {p.block_size}",
         "train_s": round(fit_s), "steps": stats.steps, "epochs": stats.epochs, "stopped_by": stats.stopped_by,
-        "precision": stats.precision, "budget_s": max_seconds if max_seconds is not None else p.max_seconds,
+        "precision": stats.precision, "budget_s": stats.budget_s or p.max_seconds,
         "val_loss": stats.val_loss, "generate_s": round(gen_s, 1), "rows": len(hold),
         "copies_redrawn": redrawn, "guidance": model.sampling.guidance, "lead_repeats": p.lead_repeats,
         "name_copy_rate_unguarded": round(float(pd.Series(CopyGuard.from_texts(train[first]).copies(unguarded[first])).mean()), 4),

@@ -538,6 +538,7 @@ def test_fine_tune_from_a_local_checkpoint(tmp_path, sample_schema, sample_df, f
     assert out["name"].map(lambda s: isinstance(s, str) and 0 < len(s) <= 120).all()
     m.save_pretrained(tmp_path / "tuned")
     again = TextModel.from_pretrained(tmp_path / "tuned", PRESETS["fast"].text)
+    assert again.stats_.budget_s == 5 and again.stats_.steps == m.stats_.steps
     assert again.generate(sample_df.head(8), seed=0, show_progress=False)[0].equals(out)
     assert isinstance(copied, pd.Series)
 

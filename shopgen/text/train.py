@@ -40,6 +40,7 @@ class TrainStats:
     tokens_per_second: float = 0.0
     stopped_by: str = ""
     precision: str = "fp32"
+    budget_s: float = 0.0  # the time budget it trained under: a kept model says what it was given
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -204,7 +205,7 @@ def train_lm(
     )
     steps_per_epoch = math.ceil(len(train) / batch_size)
     planned = max(1, max_epochs * steps_per_epoch)
-    stats = TrainStats(precision=precision)
+    stats = TrainStats(precision=precision, budget_s=max_seconds)
     best_val, best_state, bad_evals = float("inf"), None, 0
     tokens, ema, mark = 0, None, None
     start = time.perf_counter()
