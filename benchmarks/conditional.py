@@ -117,7 +117,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1%}" for k, v in pairs.items()) + ".",
     ]
     if isa_limits():
-        lines += ["", f"torch's kernels were capped by `{isa_limits().replace('|', ' ')}`: a wider CPU standing in "
+        lines += ["", f"torch's kernels were capped by `{isa_limits(' ')}`: a wider CPU standing in "
                   "for an AVX2 one (README, Presets)."]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 

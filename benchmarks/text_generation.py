@@ -115,7 +115,7 @@ def cpu() -> str:
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
     flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    caps = f", kernels capped by {isa_limits().replace('|', ' ')}" if isa_limits() else ""
+    caps = f", kernels capped by {isa_limits(' ')}" if isa_limits() else ""
     return f"{name}, {isa}{', AMX' if 'amx_tile' in flags else ''}{caps}"
 
 

@@ -114,7 +114,7 @@ def main() -> None:
             f"{r[name]:.3f} ({r[name + '_real']:.3f}) | {r[copy]:.3f} ({r['name_copy_rate_unguarded']:.3f}) | {r['copies_redrawn']} |"
         )
     budgets = sorted({r["budget_s"] for r in results if "budget_s" in r})
-    caps = isa_limits().replace("|", " ")
+    caps = isa_limits(" ")
     lines += ["", "Epochs count passes over the rows; with lead passes, an epoch also passes `lead passes` times "
               "over each row cut after its name (`small`: and the description's first 32 tokens).",
               "", f"Training budgets (s): {', '.join(f'{b:g}' for b in budgets) or 'the presets'}.",

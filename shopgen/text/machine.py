@@ -36,10 +36,11 @@ ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "
               "FBGEMM_ENABLE_INSTRUCTIONS")  # variables that cap the instructions torch's kernels dispatch to
 
 
-def isa_limits() -> str:
+def isa_limits(sep: str = "|") -> str:
     """The instruction caps set in the environment: with `ATEN_CPU_CAPABILITY=avx2` and the like, an AVX-512
-    host times (and samples) as an AVX2 one does, so its timings are kept apart from the uncapped ones."""
-    return "|".join(f"{name}={os.environ[name]}" for name in ISA_LIMITS if name in os.environ)
+    host times (and samples) as an AVX2 one does, so its timings are kept apart from the uncapped ones.
+    `sep=" "` gives them as a shell prefix, as the benchmarks print them."""
+    return sep.join(f"{name}={os.environ[name]}" for name in ISA_LIMITS if name in os.environ)
 
 
 @contextlib.contextmanager
