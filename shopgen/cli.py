@@ -49,21 +49,29 @@ def schema_infer(
     data: str = typer.Argument(..., help="Catalog file (csv, parquet, jsonl)."),
     output: str = typer.Option(None, "-o", "--output", help="Where to write the YAML schema (default: stdout)."),
     name: str = typer.Option(None, help="Schema name (default: the file's stem)."),
+    explain: bool = typer.Option(False, "--explain", help="Show the evidence behind every decision (shares, words, lengths)."),
 ) -> None:
-    """Guess a schema from a catalog: types, ranges, ids, text columns and rules."""
-    from shopgen.schema import CatalogSchema
+    """Guess a schema from a catalog and say why: each column's kind, units, grid, rules and derived columns.
+
+    The decision table goes to stdout with -o, else to stderr (stdout is the YAML); '?' marks doubtful ones.
+    """
+    from shopgen.inference import infer_schema
     from shopgen.sinks import write_text
     from shopgen.sources import read_catalog
 
     df = read_catalog(data)
-    schema = CatalogSchema.infer(df, name=name or Path(data).stem)
+    found = infer_schema(df, name=name or Path(data).stem)
+    schema = found.schema
     if output is None:
         _out(schema.to_yaml())
+        typer.echo(found.table(explain), err=True)
         return
     write_text(schema.to_yaml(), output)
+    _out(found.table(explain))
     kinds = {t: [c.name for c in schema.of_type(t)] for t in ("id", "categorical", "numeric", "integer", "text")}
+    derived = [c.name for c in schema.columns if c.derived]
     _out(f"wrote {output}: " + "; ".join(f"{t}: {len(v)}" for t, v in kinds.items() if v)
-         + f"; text: {kinds['text']}; rules: {[str(r) for r in schema.rules]}")
+         + f"; text: {kinds['text']}; rules: {[str(r) for r in schema.rules]}; derived: {derived}")
 
 
 @schema_app.command("ddl")
@@ -129,6 +137,8 @@ def fit(
         show_progress=not quiet,
     ).fit(df)
     synth.save(out)
+    for message in synth.fit_warnings_:
+        typer.echo(f"warning: {message}", err=True)
     text = synth.text_model_.stats_ if synth.text_model_ else None
     _out(
         f"fitted {len(df)} rows in {time.perf_counter() - t0:.0f}s "
@@ -197,6 +207,10 @@ def sample(
         f"{s['copies_redrawn']} texts redrawn for copying training text"
         + (f"; text matmuls in {s['text_precision']})" if s["text_precision"] else ")")
     )
+    for column, count in s.get("rare_level_copies", {}).items():
+        if count:
+            typer.echo(f"note: {count} rows carry a {column!r} value that fewer than five training rows had "
+                       "(a name of one real product or seller)", err=True)
 
 
 # ---- seed --------------------------------------------------------------------------------------

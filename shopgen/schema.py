@@ -17,26 +17,17 @@ import pandas as pd
 import yaml
 
 from shopgen.errors import SchemaError
+from shopgen.expressions import Expression, ExpressionError
 
 TYPES = ("id", "categorical", "numeric", "integer", "text")
 NUMERIC_TYPES = ("numeric", "integer")
+UNITS = ("money", "percent", "count", "rating")
 _COLUMN_KEYS = {
     "type", "nullable", "min", "max", "decimals", "values", "pattern", "max_length", "conditioned_on",
+    "unit", "derived", "endings",
 }
 _RULE_RE = re.compile(r"^\s*(.+?)\s*(>=|<=|>|<)\s*(.+?)\s*$")
 _FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">"}
-
-# Inference thresholds, chosen on the two real catalogs in ../shared/data.
-MAX_LISTED_VALUES = 50
-MAX_DECIMALS = 6
-TEXT_MIN_UNIQUE_SHARE = 0.5
-TEXT_MIN_MEAN_WORDS = 3.0
-TEXT_MIN_MEDIAN_CHARS = 40
-ID_MIN_UNIQUE_SHARE = 0.85
-MAX_INFERRED_CONDITIONS = 4
-MAX_CONDITION_CARDINALITY = 1000
-RULE_MIN_SHUFFLED_VIOLATIONS = 0.02
-
 
 @dataclass(frozen=True)
 class Column:
@@ -52,19 +43,29 @@ class Column:
     pattern: str | None = None
     max_length: int | None = None
     conditioned_on: tuple[str, ...] = ()
+    unit: str | None = None
+    derived: str | None = None
+    endings: tuple[tuple[str, float], ...] | None = None
 
     @property
     def is_numeric(self) -> bool:
         return self.type in NUMERIC_TYPES
 
+    @property
+    def expression(self) -> Expression | None:
+        """The parsed `derived` formula (checked when the schema was built)."""
+        return Expression.parse(self.derived) if self.derived else None
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
-        for key in ("pattern", "min", "max", "decimals", "max_length"):
+        for key in ("unit", "pattern", "min", "max", "decimals", "max_length", "derived"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
         if self.values is not None:
             out["values"] = list(self.values)
+        if self.endings is not None:
+            out["endings"] = dict(self.endings)
         if self.nullable:
             out["nullable"] = True
         if self.conditioned_on:
@@ -128,8 +129,13 @@ class CatalogSchema:
 
     @property
     def tabular_columns(self) -> list[Column]:
-        """Columns the tabular model learns: everything but ids and free text."""
+        """Columns of the tabular part: everything but ids and free text (derived columns included)."""
         return self.of_type("categorical", "numeric", "integer")
+
+    @property
+    def learned_columns(self) -> list[Column]:
+        """Tabular columns the model learns: derived ones are computed from these after sampling."""
+        return [c for c in self.tabular_columns if not c.derived]
 
     @property
     def conditions(self) -> list[str]:
@@ -171,6 +177,9 @@ class CatalogSchema:
                 pattern=spec.get("pattern"),
                 max_length=_int(spec.get("max_length"), source, name, "max_length"),
                 conditioned_on=tuple(str(c) for c in spec.get("conditioned_on") or ()),
+                unit=None if spec.get("unit") is None else str(spec["unit"]),
+                derived=_derived(spec.get("derived"), source, name),
+                endings=_endings(spec.get("endings"), source, name),
             ))
         rules = raw.get("rules") or []
         if not isinstance(rules, list):
@@ -233,8 +242,28 @@ class CatalogSchema:
                 raise SchemaError(f"{at}: max_length must be a positive integer on a text column")
             if col.type == "text" and col.max_length is None:
                 raise SchemaError(f"{at}: text columns need max_length (the longest value to generate)")
-            if col.values is not None and col.type != "categorical":
-                raise SchemaError(f"{at}: 'values' applies only to categorical columns")
+            if col.values is not None and col.type not in ("categorical", *NUMERIC_TYPES):
+                raise SchemaError(f"{at}: 'values' applies only to categorical, numeric or integer columns")
+            if col.values is not None and col.is_numeric and not all(_is_number(v) for v in col.values):
+                raise SchemaError(f"{at}: 'values' of a {col.type} column must all be numbers")
+            if col.unit is not None and (not col.is_numeric or col.unit not in UNITS):
+                raise SchemaError(f"{at}: unit {col.unit!r} is unknown or on a non-numeric column; use one of {', '.join(UNITS)} on a numeric column")
+            if col.endings is not None:
+                if not col.is_numeric:
+                    raise SchemaError(f"{at}: 'endings' apply only to numeric or integer columns")
+                for key, _ in col.endings:
+                    places = len(key.split(".")[1]) if "." in key else 0
+                    if col.decimals is not None and places > col.decimals or col.type == "integer" and places:
+                        raise SchemaError(f"{at}: ending {key!r} has more decimals than the column allows")
+            if col.derived is not None:
+                if not col.is_numeric:
+                    raise SchemaError(f"{at}: only numeric or integer columns can be derived")
+                for dep in col.expression.columns:
+                    if dep not in position or dep == col.name:
+                        raise SchemaError(f"{at}: derived {col.derived!r} reads {dep!r}, which is not another column")
+                    other = self.columns[position[dep]]
+                    if not other.is_numeric or other.derived:
+                        raise SchemaError(f"{at}: derived {col.derived!r} reads {dep!r}, which is not a learned numeric column")
             if col.conditioned_on and col.type != "text":
                 raise SchemaError(f"{at}: only text columns can be conditioned_on other columns")
             for dep in col.conditioned_on:
@@ -260,6 +289,10 @@ class CatalogSchema:
                     raise SchemaError(f"{where}: rule '{rule}' names missing column {name!r}")
                 if not self.columns[position[name]].is_numeric:
                     raise SchemaError(f"{where}: rule '{rule}' compares non-numeric column {name!r}")
+            units = {self.columns[position[n]].unit for n in (rule.high, rule.low)}
+            if len(units - {None}) > 1:
+                raise SchemaError(f"{where}: rule '{rule}' compares {' with '.join(sorted(units - {None}))}; "
+                                  "rules hold between columns of one unit, remove it")
         if not self.tabular_columns and not self.text_columns:
             raise SchemaError(f"{where}: no columns to learn (only ids)")
 
@@ -309,16 +342,10 @@ class CatalogSchema:
 
     @classmethod
     def infer(cls, df: pd.DataFrame, name: str = "catalog") -> CatalogSchema:
-        """Guess a schema from a catalog: types, ranges, decimals, nullability, ids, text and rules."""
-        if len(df) == 0 or len(df.columns) == 0:
-            raise SchemaError("cannot infer a schema from an empty table; give a catalog with rows")
-        columns = [_infer_column(str(n), df[n]) for n in df.columns]
-        primary_key = next(
-            (c.name for c in columns if c.type == "id" and not c.nullable and df[c.name].is_unique), None
-        )
-        rules = _infer_rules(df, columns)
-        columns = _infer_conditioning(df, columns, rules)
-        return cls(name=name, columns=tuple(columns), primary_key=primary_key, rules=tuple(rules))
+        """Guess a schema from a catalog (shopgen.inference says how each decision was made)."""
+        from shopgen.inference import infer_schema
+
+        return infer_schema(df, name).schema
 
     def with_columns(self, **changes: Column) -> CatalogSchema:
         return replace(self, columns=tuple(changes.get(c.name, c) for c in self.columns))
@@ -340,132 +367,27 @@ def _int(value: Any, source: str, name: str, key: str) -> int | None:
     return value
 
 
-def _decimals(values: np.ndarray) -> int | None:
-    """The fewest decimals that represent every value, or None when there are more than MAX_DECIMALS."""
-    for d in range(MAX_DECIMALS + 1):
-        if np.allclose(np.round(values, d), values, rtol=0, atol=1e-9):
-            return d
-    return None
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _tidy(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else float(x)
+def _derived(value: Any, source: str, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(Expression.parse(value))
+    except ExpressionError as exc:
+        raise SchemaError(f"{source}: column {name!r} has derived={value!r}: {exc}") from None
 
 
-def _infer_column(name: str, series: pd.Series) -> Column:
-    nullable = bool(series.isna().any())
-    present = series.dropna()
-    if len(present) == 0:
-        return Column(name, "categorical", nullable=True)
-    if pd.api.types.is_bool_dtype(series):
-        return Column(name, "categorical", nullable=nullable, values=(False, True))
-    if pd.api.types.is_numeric_dtype(series):
-        values = present.to_numpy(dtype="float64")
-        decimals = _decimals(values)
-        kind = "integer" if decimals == 0 else "numeric"
-        return Column(
-            name, kind, nullable=nullable, min=_tidy(values.min()), max=_tidy(values.max()),
-            decimals=None if kind == "integer" else decimals,
-        )
-    text = present.astype(str)
-    unique_share = text.nunique() / len(text)
-    lengths = text.str.len()
-    if (
-        unique_share >= ID_MIN_UNIQUE_SHARE
-        and lengths.median() >= 6
-        and text.str.fullmatch(r"[A-Za-z0-9_\-:.]+").all()
-        and text.str.contains(r"\d").mean() >= 0.9
-    ):
-        return Column(name, "id", nullable=nullable, pattern=_infer_pattern(text))
-    words = text.str.split().str.len()
-    if unique_share >= TEXT_MIN_UNIQUE_SHARE and (
-        words.mean() >= TEXT_MIN_MEAN_WORDS or lengths.median() >= TEXT_MIN_MEDIAN_CHARS
-    ):
-        longest = int(lengths.max())
-        return Column(name, "text", nullable=nullable, max_length=int(math.ceil(longest * 1.1 / 10) * 10))
-    levels = sorted(text.unique())
-    return Column(
-        name, "categorical", nullable=nullable,
-        values=tuple(levels) if len(levels) <= MAX_LISTED_VALUES else None,
-    )
-
-
-_CLASSES = [("[0-9]", set("0123456789")), ("[0-9a-f]", set("0123456789abcdef")),
-            ("[0-9A-F]", set("0123456789ABCDEF")), ("[a-z]", set("abcdefghijklmnopqrstuvwxyz")),
-            ("[A-Z]", set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), ("[a-z0-9]", set("abcdefghijklmnopqrstuvwxyz0123456789")),
-            ("[A-Z0-9]", set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")),
-            ("[A-Za-z0-9]", set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))]
-
-
-def _char_class(chars: set[str]) -> str:
-    if len(chars) == 1:
-        return re.escape(next(iter(chars)))
-    for pattern, members in _CLASSES:
-        if chars <= members:
-            return pattern
-    return r"[A-Za-z0-9_\-:.]"
-
-
-def _infer_pattern(values: pd.Series) -> str:
-    """A regex that matches every id: per-position character classes when lengths agree."""
-    lengths = values.str.len()
-    if lengths.nunique() != 1:
-        chars = set("".join(values))
-        return f"{_char_class(chars) if len(chars) > 1 else re.escape(next(iter(chars)))}{{{lengths.min()},{lengths.max()}}}"
-    columns = list(zip(*values.tolist()))
-    classes = [_char_class(set(chars)) for chars in columns]
-    parts: list[tuple[str, int]] = []
-    for cls_ in classes:
-        if parts and parts[-1][0] == cls_:
-            parts[-1] = (cls_, parts[-1][1] + 1)
-        else:
-            parts.append((cls_, 1))
-    return "".join(c if n == 1 else f"{c}{{{n}}}" for c, n in parts)
-
-
-def _infer_rules(df: pd.DataFrame, columns: list[Column]) -> list[Rule]:
-    """`a >= b` for numeric pairs that hold on every row yet would often fail for unrelated columns.
-
-    A pair whose shuffled version still holds on almost every row (price >= a 0-3 badge count) is implied
-    by the two marginals and adds nothing but a constraint to fit.
-    """
-    numeric = [c for c in columns if c.is_numeric and df[c.name].nunique() > 2]
-    rng = np.random.default_rng(0)
-    found: list[Rule] = []
-    for a in numeric:
-        for b in numeric:
-            if a.name == b.name:
-                continue
-            both = df[[a.name, b.name]].dropna()
-            if len(both) < 20:
-                continue
-            x, y = both[a.name].to_numpy(float), both[b.name].to_numpy(float)
-            if not (x >= y).all() or (x == y).all():
-                continue
-            if (x >= rng.permutation(y)).mean() > 1 - RULE_MIN_SHUFFLED_VIOLATIONS:
-                continue
-            found.append(Rule(high=a.name, low=b.name))
-    # Keep a transitive reduction: a >= c is dropped when a >= b and b >= c are both kept.
-    pairs = {(r.high, r.low) for r in found}
-    names = {r.high for r in found} | {r.low for r in found}
-    return [r for r in found if not any((r.high, m) in pairs and (m, r.low) in pairs for m in names)]
-
-
-def _infer_conditioning(df: pd.DataFrame, columns: list[Column], rules: list[Rule]) -> list[Column]:
-    """Condition each text column on a few informative categoricals, the main price and earlier text."""
-    categorical = [
-        c.name for c in columns
-        if c.type == "categorical" and 2 <= df[c.name].nunique() <= MAX_CONDITION_CARDINALITY
-    ][:MAX_INFERRED_CONDITIONS]
-    numeric = [c.name for c in columns if c.is_numeric and df[c.name].nunique() > 2]
-    named = [n for n in numeric if "price" in n.lower()]
-    lows = [r.low for r in rules if r.low in named]
-    price = (lows or named or numeric or [None])[0]
-    base = categorical + ([price] if price else [])
-    out, earlier_text = [], []
-    for col in columns:
-        if col.type == "text":
-            col = replace(col, conditioned_on=tuple(base + earlier_text))
-            earlier_text.append(col.name)
-        out.append(col)
-    return out
+def _endings(value: Any, source: str, name: str) -> tuple[tuple[str, float], ...] | None:
+    """{".99": 0.4, ".00": 0.5}: the share of values ending in each, modulo 1 (".xx") or 10 (a digit)."""
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and value and all(
+        isinstance(k, (str, int)) and re.fullmatch(r"\d|0?\.\d{1,6}", str(k)) and _is_number(v) and 0 <= v <= 1
+        for k, v in value.items())
+    if not ok or sum(value.values()) > 1 + 1e-6 or len({("." in str(k)) for k in value}) > 1:
+        raise SchemaError(f"{source}: column {name!r} has endings={value!r}; give shares of one kind of ending, "
+                          "like {'.99': 0.4, '.00': 0.5} (cents) or {'9': 0.6, '0': 0.3} (last digit), summing to at most 1")
+    return tuple((("0" + str(k)) if str(k).startswith(".") else str(k), float(v)) for k, v in value.items())

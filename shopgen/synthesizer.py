@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +77,14 @@ class CatalogSynthesizer:
             max_seconds=self.tabular_max_seconds, seed=self.seed,
         ).fit(self.schema, df, self.show_progress)
         t1 = time.perf_counter()
+        self.fit_warnings_ = [
+            f"column {name!r} is categorical, but most of its values are carried by fewer than five rows: they look "
+            "like names, and a generated value may point at one real product or seller (sample reports how many); "
+            "declare it text in the schema to have new ones written"
+            for name in self.tabular_model_.name_like_
+        ]
+        for message in self.fit_warnings_:
+            warnings.warn(message, UserWarning, stacklevel=2)
         self.text_model_ = None
         if self.schema.text_columns:
             self.text_model_ = TextModel(
@@ -162,7 +171,9 @@ class CatalogSynthesizer:
         if have < n:
             why = last.summary() if last is not None and not last.success else "generated texts kept copying training texts"
             raise ValidationFailed(f"only {have} of {n} rows passed after {MAX_ROUNDS} rounds: {why}")
-        return pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
+        out = pd.concat(kept, ignore_index=True).iloc[:n].reset_index(drop=True)
+        stats["rare_level_copies"] = self.tabular_model_.rare_copies(out)
+        return out
 
     def _draw(self, k: int, seed: int, seen_ids: dict, conditions: Conditions | None, allow_copies: bool,
               sampling: SamplingConfig | None, stats: dict):

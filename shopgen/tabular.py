@@ -10,6 +10,9 @@ Three things plain SDV lacks and a catalog needs:
   rare condition) is redrawn from the parent's own levels, for the same reason;
 - a categorical column that another one fixes in the training data (dmart's SubCategory fixes its
   Category) is derived from it after sampling, so a hierarchy stays a hierarchy;
+- numbers come out on the real grid: ordered levels (ratings, bucketed sales) are learned by their rank
+  and drawn back exactly, price endings (.99, .00, a last digit 9) are drawn in the real shares, and
+  derived columns (a total, a discount %) are computed from the drawn ones, so they always agree;
 - the number of epochs is planned from a timed probe so a preset keeps its time budget on any catalog;
 - sampling is reproducible from a user seed, and conditional without collapsing on rare values.
 """
@@ -28,6 +31,8 @@ import pandas as pd
 
 from shopgen.conditions import Conditions, matches
 from shopgen.errors import ShopgenError
+from shopgen.grid import Grid
+from shopgen.inference import MIN_LEVEL_ROWS, covered_share
 from shopgen.presets import TabularPreset
 from shopgen.progress import progress_bar
 from shopgen.schema import CatalogSchema
@@ -35,7 +40,6 @@ from shopgen.schema import CatalogSchema
 KINDS = ("ctgan", "tvae", "copula")
 TABLE = "catalog"
 OTHER = "__shopgen_other__"
-FEW_VALUES = 15  # numeric columns with this few distinct values are modelled as categories
 PROBE_ROWS = 1000
 PROBE_EPOCHS = 2
 MAX_DRAW_FACTOR = 200  # give up on conditions that fewer than 1 in 200 drawn rows meet
@@ -65,8 +69,17 @@ class TabularModel:
         if self.kind not in KINDS:
             raise ShopgenError(f"unknown tabular model {self.kind!r}; use one of {', '.join(KINDS)}")
         start = time.perf_counter()
-        self.columns_ = [c.name for c in schema.tabular_columns]
+        self.columns_ = [c.name for c in schema.learned_columns]
         data = df[self.columns_].copy()
+        ruled = {n for r in schema.rules for n in (r.high, r.low)}
+        self.grid_ = Grid.from_schema(schema, ranked=[c.name for c in schema.learned_columns if c.name not in ruled])
+        data = self.grid_.encode(data)
+        self.name_like_ = {}  # levels few rows carry, in columns made mostly of such levels: reported when drawn
+        for col in schema.of_type("categorical"):
+            values = df[col.name].dropna().astype(str)
+            counts = values.value_counts()
+            if col.name in self.columns_ and len(counts) > MIN_LEVEL_ROWS and covered_share(values) < 0.5:
+                self.name_like_[col.name] = set(counts[counts < MIN_LEVEL_ROWS].index)
         self.rare_ = {}
         for col in schema.of_type("categorical"):
             data[col.name], rare = _group_rare(data[col.name], self.preset.max_categories)
@@ -85,8 +98,7 @@ class TabularModel:
         self.levels_ = {  # the levels the model saw, to refuse conditions on values it never met
             c: data[c].dropna().unique().tolist() for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])
         }
-        ruled = {n for r in schema.rules for n in (r.high, r.low)}
-        metadata = _metadata(schema, data, ruled)
+        metadata = _metadata(schema, self.grid_)
         budget = self.max_seconds if self.max_seconds is not None else self.preset.max_seconds
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -256,7 +268,12 @@ class TabularModel:
             if name not in (pinned or ()):
                 _redraw_unseen(rows, name, parent, table, rng)
         self._derive(rows)  # a redrawn level may be another column's source: the hierarchy holds after it too
-        return rows
+        grid = getattr(self, "grid_", None)  # bundles saved before the grid existed draw without it
+        return grid.decode(rows, rng) if grid is not None else rows
+
+    def rare_copies(self, rows: pd.DataFrame) -> dict[str, int]:
+        """Per name-like categorical column: rows whose value only a few training rows carried."""
+        return {c: int(rows[c].astype(str).isin(levels).sum()) for c, levels in getattr(self, "name_like_", {}).items()}
 
     def _derive(self, rows: pd.DataFrame) -> None:
         for name, (source, mapping, _) in self.derived_.items():
@@ -380,24 +397,24 @@ def _held_out_ll(child: pd.Series, parent: pd.Series | None, fold: np.ndarray, p
     return total / len(child)
 
 
-def _metadata(schema: CatalogSchema, data: pd.DataFrame, ruled: set[str]) -> Any:
+def _metadata(schema: CatalogSchema, grid: Grid) -> Any:
     from sdv.metadata import Metadata
 
     md = Metadata()
     md.add_table(TABLE)
-    for col in schema.tabular_columns:
-        few = col.is_numeric and col.name not in ruled and data[col.name].nunique() <= FEW_VALUES
-        sdtype = "numerical" if col.is_numeric and not few else "categorical"
-        md.add_column(col.name, table_name=TABLE, sdtype=sdtype)
+    for col in schema.learned_columns:
+        categorical = not col.is_numeric or grid.binary(col.name)  # two levels have no order to learn
+        md.add_column(col.name, table_name=TABLE, sdtype="categorical" if categorical else "numerical")
     return md
 
 
 def _constraints(schema: CatalogSchema) -> list:
     from sdv.cag import Inequality
 
+    learned = {c.name for c in schema.learned_columns}
     return [
         Inequality(low_column_name=r.low, high_column_name=r.high, strict_boundaries=r.strict)
-        for r in schema.rules
+        for r in schema.rules if {r.low, r.high} <= learned
     ]
 
 

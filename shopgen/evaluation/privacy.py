@@ -101,4 +101,24 @@ def privacy_scores(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.Dat
         scores["dcr_median_real"] = median
     scores["exact_copies"] = exact_copies(train, synthetic, schema)
     scores["exact_copies_real"] = exact_copies(train, holdout, schema)
+    scores.update(rare_copies(train, synthetic, schema))
+    scores.update(rare_copies(train, holdout, schema, suffix="_real"))
     return scores, {"synthetic": d_syn, "real": d_hold}
+
+
+
+def rare_copies(train: pd.DataFrame, other: pd.DataFrame, schema: CatalogSchema, suffix: str = "") -> dict[str, float]:
+    """Per categorical column made mostly of rare levels (names): the share of values only a few training
+    rows carry. Such a value points at one real product or seller, as a copied title does."""
+    from shopgen.inference import MIN_LEVEL_ROWS, covered_share
+
+    out = {}
+    for col in schema.of_type("categorical"):
+        values = train[col.name].dropna().astype(str)
+        counts = values.value_counts()
+        if len(counts) <= MIN_LEVEL_ROWS or covered_share(values) >= 0.5:
+            continue
+        rare = set(counts[counts < MIN_LEVEL_ROWS].index)
+        drawn = other[col.name].dropna().astype(str)
+        out[f"rare_copies_{col.name}{suffix}"] = float(drawn.isin(rare).mean()) if len(drawn) else 0.0
+    return out

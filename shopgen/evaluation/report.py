@@ -67,6 +67,10 @@ SCORE_INFO: list[tuple[str, str, str, str]] = [
      "0.5 is what unseen real rows give, higher means rows sit on top of training rows."),
     (r"dcr_median", "privacy", "real", "Median distance of a row to its nearest training row."),
     (r"exact_copies", "privacy", "lower", "Share of rows equal to a training row in every non-id column."),
+    (r"rare_copies_(.+)", "privacy", "lower",
+     "Share of {0} values (a column of mostly unrepeated names) that fewer than five training rows carry."),
+    (r"grid_share_(.+)", "tabular", "real",
+     "Share of {0} values ending as the real ones commonly do (.99, .00, a last digit 9...): the real grid."),
     (r"utility", "utility", "higher",
      "Score of a model trained on synthetic rows over the same model trained on real rows, both tested on the "
      "real hold-out: 1 means the synthetic catalog teaches as much."),
@@ -268,6 +272,7 @@ def possible_names(schema: CatalogSchema) -> list[str]:
     tabular = [c.name for c in schema.tabular_columns]
     names = pair("quality", "column_shapes", "column_pair_trends") + ["diagnostic", "data_validity", "data_structure"]
     names += pair(*(f"shape_{c}" for c in tabular)) + pair("rule_violations", "invalid_rows")
+    names += pair(*(f"grid_share_{c.name}" for c in schema.tabular_columns if c.endings))
     if schema.text_columns:
         texts = [c.name for c in schema.text_columns]
         categorical = [c for c in schema.conditions if schema.column(c).type == "categorical"]
@@ -278,6 +283,7 @@ def possible_names(schema: CatalogSchema) -> list[str]:
         names += pair(*(f"distinct{k}_{c}" for c in texts for k in (1, 2)))
         names += ["text_length_ks"] + [f"length_ks_{c}" for c in texts]
     names += ["dcr_share"] + pair("dcr_median", "exact_copies")
+    names += pair(*(f"rare_copies_{c.name}" for c in schema.of_type("categorical")))
     if default_target(schema) is not None:
         names += ["utility", "utility_synthetic", "utility_real"]
     return names

@@ -125,5 +125,20 @@ def tabular_scores(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.Dat
     check_real = validate(holdout, schema)
     scores["invalid_rows"] = len(check.bad_rows) / max(len(synthetic), 1)
     scores["invalid_rows_real"] = len(check_real.bad_rows) / max(len(holdout), 1)
+    scores.update(grid_shares(holdout, synthetic, schema))
     result.failures = dict(check.failures)
     return result
+
+
+def grid_shares(holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: CatalogSchema) -> dict[str, float]:
+    """Per column with recorded endings: the share of values on the real grid, synthetic and real."""
+    from shopgen.grid import on_grid
+
+    out = {}
+    for col in schema.tabular_columns:
+        if not col.endings:
+            continue
+        for suffix, df in (("", synthetic), ("_real", holdout)):
+            x = pd.to_numeric(df[col.name], errors="coerce").dropna().to_numpy(float)
+            out[f"grid_share_{col.name}{suffix}"] = float(on_grid(x, col.endings).mean()) if len(x) else float("nan")
+    return out

@@ -1,0 +1,144 @@
+"""Putting drawn numbers back on the real catalog's grid, as the schema records it.
+
+A tabular model draws continuous numbers; a catalog's are not. Three things the schema states are
+restored after each draw:
+- ordered levels (`values` on a numeric column: ratings, bucketed sales): learned by their rank, so a
+  heavy-tailed bucket list (1, 10, 100, 1000+) is as easy to learn as 0..3, and drawn back exactly; a
+  column in a rule keeps its own scale (the rule is on values) and is snapped to the nearest level;
+- endings (`endings`: cents like .99/.00, or a whole number's last digit): each value takes an ending
+  drawn in the real shares (the rest spread over the other endings) and moves to the nearest number
+  with it, at most half a unit (or five for last digits) from where it was;
+- derived columns: computed from the others, so a total is always price x quantity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from shopgen.expressions import Expression
+from shopgen.schema import CatalogSchema
+
+
+@dataclass
+class Endings:
+    """Every possible ending of one column (as numbers) with its probability; `modulus` 1 or 10."""
+
+    values: np.ndarray
+    probs: np.ndarray
+    modulus: float
+
+    @classmethod
+    def from_shares(cls, shares: tuple[tuple[str, float], ...]) -> Endings:
+        cents = "." in shares[0][0]
+        places = max(len(k.split(".")[1]) for k, _ in shares) if cents else 0
+        possible = np.arange(10**places) / 10**places if cents else np.arange(10, dtype=float)
+        listed = {round(float(k), places): p for k, p in shares}
+        probs = np.array([listed.get(round(float(e), places), 0.0) for e in possible])
+        rest = max(0.0, 1.0 - probs.sum())
+        others = probs == 0
+        if others.any():
+            probs[others] = rest / others.sum()
+        return cls(possible, probs / probs.sum(), 1.0 if cents else 10.0)
+
+    def snap(self, x: np.ndarray, lo: float | None, hi: float | None, rng: np.random.Generator) -> np.ndarray:
+        out = x.copy()
+        at = ~np.isnan(x)
+        e = rng.choice(self.values, size=int(at.sum()), p=self.probs)
+        m = self.modulus
+        v = e + m * np.round((x[at] - e) / m)
+        if lo is not None:
+            v = np.where(v < lo, v + m, v)
+        if hi is not None:
+            v = np.where(v > hi, v - m, v)
+        out[at] = np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
+        return out
+
+
+@dataclass
+class Grid:
+    """The grid of one schema's numbers: levels, endings, derived formulas and the rules they must keep."""
+
+    levels: dict[str, np.ndarray] = field(default_factory=dict)
+    ranked: set[str] = field(default_factory=set)
+    endings: dict[str, Endings] = field(default_factory=dict)
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    derived: dict[str, Expression] = field(default_factory=dict)
+    rules: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    @classmethod
+    def from_schema(cls, schema: CatalogSchema, ranked: list[str]) -> Grid:
+        """`ranked`: level columns that may be learned by rank (those in no rule)."""
+        grid = cls()
+        for col in schema.learned_columns:
+            if not col.is_numeric:
+                continue
+            grid.bounds[col.name] = (col.min, col.max)
+            if col.values:
+                grid.levels[col.name] = np.array(sorted(float(v) for v in col.values))
+                if col.name in ranked:
+                    grid.ranked.add(col.name)
+            elif col.endings:
+                grid.endings[col.name] = Endings.from_shares(col.endings)
+        grid.derived = {c.name: c.expression for c in schema.tabular_columns if c.derived}
+        grid.rules = [(r.high, r.low, r.strict) for r in schema.rules]
+        return grid
+
+    def binary(self, name: str) -> bool:
+        return name in self.ranked and len(self.levels[name]) <= 2
+
+    def encode(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Ranked level columns as their level's index (0, 1, ...), the form the model learns."""
+        out = data.copy()
+        for name in self.ranked:
+            x = pd.to_numeric(out[name]).to_numpy(float)
+            idx = _nearest(self.levels[name], x).astype(float)
+            idx[np.isnan(x)] = np.nan
+            out[name] = idx
+        return out
+
+    def decode(self, rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """Drawn rows back on the grid: levels, endings, then derived columns from the snapped values."""
+        for name, levels in self.levels.items():
+            x = pd.to_numeric(rows[name], errors="coerce").to_numpy(float)
+            if name in self.ranked:
+                idx = np.clip(np.rint(np.nan_to_num(x)), 0, len(levels) - 1).astype(int)
+            else:
+                idx = _nearest(levels, x)
+            rows[name] = np.where(np.isnan(x), np.nan, levels[idx])
+        snapped = set()
+        for name, endings in self.endings.items():
+            lo, hi = self.bounds[name]
+            rows[name] = endings.snap(pd.to_numeric(rows[name], errors="coerce").to_numpy(float), lo, hi, rng)
+            snapped.add(name)
+        for high, low, strict in self.rules:  # two values snapped past each other: the low one meets the high
+            if {high, low} & snapped and not strict and {high, low} <= set(rows.columns):
+                broken = (rows[low] > rows[high]).to_numpy()
+                rows.loc[broken, low] = rows.loc[broken, high]
+        for name, expr in self.derived.items():
+            rows[name] = expr.evaluate(rows)
+        return rows
+
+
+def _nearest(levels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Index of the level nearest each value (missing values give 0; callers mask them)."""
+    x = np.nan_to_num(x, nan=levels[0])
+    right = np.clip(np.searchsorted(levels, x), 0, len(levels) - 1)
+    left = np.clip(right - 1, 0, len(levels) - 1)
+    return np.where(np.abs(levels[left] - x) <= np.abs(levels[right] - x), left, right)
+
+
+def ending_keys(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Each value's ending: its cents ('0.99') with decimals, else its last digit ('9')."""
+    if decimals >= 1:
+        frac = np.round((values - np.floor(values)) * 10**decimals).astype(np.int64) % 10**decimals
+        return np.array([f"0.{f:0{decimals}d}" for f in frac], dtype=object)
+    return np.array([str(int(v)) for v in np.abs(np.round(values)).astype(np.int64) % 10], dtype=object)
+
+
+def on_grid(values: np.ndarray, shares: tuple[tuple[str, float], ...]) -> np.ndarray:
+    """Whether each value ends in one of the listed endings (the real catalog's common ones)."""
+    places = len(shares[0][0].split(".")[1]) if "." in shares[0][0] else 0
+    return np.isin(ending_keys(values, places), [k for k, _ in shares])
