@@ -330,9 +330,22 @@ def pullouts(res: dict) -> dict:
         if k.startswith("grid_share_") and not k.endswith("_real") and k not in known:
             grid[k[len("grid_share_"):]] = k
     out["grid"] = {c: [_num(scores.get(k)), _num(scores.get(f"{k}_real"))] for c, k in grid.items()}
-    copies = [s for s, _ in out["name_copies"].values() if s is not None]
+    out["name_columns"] = name_columns(texts)
+    copies = [s for c, (s, _) in out["name_copies"].items() if s is not None and c in out["name_columns"]]
     out["max_name_copies"] = max(copies) if copies else None
     return out
+
+
+def name_columns(texts: list[str]) -> list[str]:
+    """The text columns that hold names or titles: those whose header says so, else the first text column.
+
+    Descriptions are judged apart: stock texts that many products share ("India") are left to the
+    guard's boilerplate rule, and the hold-out's own copy share is shown beside them.
+    """
+    from shopgen.inference import header_words
+
+    named = [c for c in texts if header_words(c) & {"name", "title"}]
+    return named or texts[:1]
 
 
 def checklist(res: dict) -> list[tuple[str, str, str]]:
@@ -344,7 +357,8 @@ def checklist(res: dict) -> list[tuple[str, str, str]]:
         rows.append((name, "n/a" if ok is None else "PASS" if ok else "FAIL", numbers))
 
     copies = p["max_name_copies"]
-    add(f"name copies ≤ {MAX_NAME_COPIES:.0%} (max copy_exact over text columns)",
+    add(f"name copies ≤ {MAX_NAME_COPIES:.0%} (max copy_exact over the name/title columns: "
+        f"{', '.join(p['name_columns']) or 'none'})",
         None if copies is None else copies <= MAX_NAME_COPIES,
         "no text column" if not p["name_copies"] else
         ", ".join(f"{c} {_pct(s)}" for c, (s, _) in p["name_copies"].items()))
@@ -419,7 +433,7 @@ def markdown(saved: list[dict], meta: dict) -> str:
             _f(p["dcr_share"]), f"{_pct(p['exact_copies'])} ({_pct(p['exact_copies_real'])})", _f(p["utility"]),
             f"{passed}/{known} pass" + (f", {len(checks) - known} n/a" if known < len(checks) else "")]) + " |")
     lines += ["", "Name copies: generated texts equal to a training text (copy_exact, the copy guard on), the "
-              "largest over the text columns. Price grid: share of the main price column (the utility target) on "
+              "largest over the name/title columns (headers with name or title, else the first text column). Price grid: share of the main price column (the utility target) on "
               "the catalog's price grid. DCR share: synthetic rows nearer to a training row than the hold-out's "
               "median (0.5 ideal). Utility: hold-out score of a model of the utility target trained on synthetic "
               "rows over the same model trained on real rows.", ""]

@@ -9,6 +9,14 @@ restored after each draw:
   drawn in the real shares (the rest spread over the other endings) and moves to the nearest number
   with it, at most half a unit (or five for last digits) from where it was;
 - derived columns: computed from the others, so a total is always price x quantity.
+
+And one change of variables: the low side of a rule between non-negative columns (a sale price under
+its list price, five-star ratings among all ratings) is learned as its share of the high side when,
+in the training data, that share varies less (in log terms) than the low side itself. A discount is a
+fraction of the price, so the share is what varies little and what a model learns well; SDV's own
+inequality handling learns the difference, whose scale grows with the price. Where the two sides are
+loosely tied the share would only add the high side's noise, and the rule stays SDV's. Decoding
+multiplies back, so the rule holds by construction.
 """
 
 from __future__ import annotations
@@ -67,10 +75,12 @@ class Grid:
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     derived: dict[str, Expression] = field(default_factory=dict)
     rules: list[tuple[str, str, bool]] = field(default_factory=list)
+    shares: dict[str, str] = field(default_factory=dict)  # low column -> the high column it is a share of
 
     @classmethod
-    def from_schema(cls, schema: CatalogSchema, ranked: list[str]) -> Grid:
-        """`ranked`: level columns that may be learned by rank (those in no rule)."""
+    def from_schema(cls, schema: CatalogSchema, ranked: list[str], data: pd.DataFrame | None = None) -> Grid:
+        """`ranked`: level columns that may be learned by rank (those in no rule); `data`: the training rows,
+        which decide where a rule's low side is learned as a share."""
         grid = cls()
         for col in schema.learned_columns:
             if not col.is_numeric:
@@ -84,14 +94,31 @@ class Grid:
                 grid.endings[col.name] = Endings.from_shares(col.endings)
         grid.derived = {c.name: c.expression for c in schema.tabular_columns if c.derived}
         grid.rules = [(r.high, r.low, r.strict) for r in schema.rules]
+        learned = {c.name: c for c in schema.learned_columns}
+        lows = [r.low for r in schema.rules]
+        for r in schema.rules:
+            low, high = learned.get(r.low), learned.get(r.high)
+            if (not r.strict and low is not None and high is not None and low.is_numeric and high.is_numeric
+                    and lows.count(r.low) == 1 and not low.values
+                    and low.min is not None and low.min >= 0 and high.min is not None and high.min >= 0
+                    and data is not None and _share_varies_less(data[r.low], data[r.high])):
+                grid.shares[r.low] = r.high
         return grid
+
+    def constrained(self, high: str, low: str) -> bool:
+        """Whether the rule `high >= low` still needs the model's own constraint (it is not a share)."""
+        return self.shares.get(low) != high
 
     def binary(self, name: str) -> bool:
         return name in self.ranked and len(self.levels[name]) <= 2
 
     def encode(self, data: pd.DataFrame) -> pd.DataFrame:
-        """Ranked level columns as their level's index (0, 1, ...), the form the model learns."""
+        """Ranked level columns as their level's index (0, 1, ...) and rule lows as shares: what the model learns."""
         out = data.copy()
+        for low, high in self.shares.items():
+            x, h = pd.to_numeric(out[low]).to_numpy(float), pd.to_numeric(out[high]).to_numpy(float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[low] = np.where(h > 0, x / h, np.where(np.isnan(x) | np.isnan(h), np.nan, 1.0))
         for name in self.ranked:
             x = pd.to_numeric(out[name]).to_numpy(float)
             idx = _nearest(self.levels[name], x).astype(float)
@@ -108,6 +135,13 @@ class Grid:
             else:
                 idx = _nearest(levels, x)
             rows[name] = np.where(np.isnan(x), np.nan, levels[idx])
+        pending = dict(self.shares)
+        while pending:  # a high side that is itself a share is decoded first
+            for low, high in list(pending.items()):
+                if high not in pending:
+                    share = pd.to_numeric(rows[low], errors="coerce").to_numpy(float).clip(0, 1)
+                    rows[low] = share * pd.to_numeric(rows[high], errors="coerce").to_numpy(float)
+                    del pending[low]
         snapped = set()
         for name, endings in self.endings.items():
             lo, hi = self.bounds[name]
@@ -120,6 +154,15 @@ class Grid:
         for name, expr in self.derived.items():
             rows[name] = expr.evaluate(rows)
         return rows
+
+
+def _share_varies_less(low: pd.Series, high: pd.Series) -> bool:
+    """Whether log(low / high) varies less than log(low) over the rows where both are positive."""
+    x, h = pd.to_numeric(low, errors="coerce").to_numpy(float), pd.to_numeric(high, errors="coerce").to_numpy(float)
+    ok = (x > 0) & (h > 0)
+    if ok.sum() < 2:
+        return False
+    return bool(np.var(np.log(x[ok] / h[ok])) < np.var(np.log(x[ok])))
 
 
 def _nearest(levels: np.ndarray, x: np.ndarray) -> np.ndarray:

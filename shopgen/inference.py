@@ -54,6 +54,10 @@ RELATION_PROBE_ROWS = 2000
 MAX_INFERRED_CONDITIONS = 4
 MAX_CONDITION_CARDINALITY = 1000
 SENTINEL_MAX_SHARE = 0.05
+# Datetime layouts tried in this order; a column is a datetime when one reads every value.
+DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
+                    "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d", "%Y/%m/%d", "%Y/%m/%d %H:%M:%S",
+                    "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y")
 
 TEXT_WORDS = {"name", "title", "description", "desc", "summary", "text", "details", "comment", "comments",
               "review", "reviews", "body", "caption", "tags", "keywords", "about", "features", "bullets", "blurb"}
@@ -153,6 +157,9 @@ def _string(name: str, text: pd.Series, nullable: bool) -> tuple[Column, Decisio
                 "median_words": float(words.median()), "median_chars": float(lengths.median()),
                 "single_token_share": round(float(token), 3), "with_digits_share": round(float(digits), 3)}
     says_text, says_category, says_id = _hint(name, TEXT_WORDS), _hint(name, CATEGORY_WORDS), _hint(name, ID_WORDS)
+    moment = _datetime(name, text, nullable, evidence)
+    if moment is not None:
+        return moment
     if token == 1.0 and lengths.median() >= 4 and (distinct >= ID_MIN_DISTINCT or says_id and distinct >= 0.5) and (
             digits >= ID_MIN_DIGITS or says_id):
         doubtful = distinct < 0.95
@@ -185,6 +192,24 @@ def _string(name: str, text: pd.Series, nullable: bool) -> tuple[Column, Decisio
     why = (f"mostly unrepeated single words ({covered:.0%} of rows share a level): names, kept as categories; "
            "generated values equal to a rare training value are reported")
     return categorical, Decision(name, "categorical", why, True, evidence | {"name_like": True})
+
+
+def _datetime(name: str, text: pd.Series, nullable: bool, evidence: dict) -> tuple[Column, Decision] | None:
+    """A datetime column when one layout reads every value (days and months both fitting is flagged)."""
+    if not text.str.match(r"\d").all():
+        return None
+    fits = [f for f in DATETIME_FORMATS if pd.to_datetime(text, format=f, errors="coerce").notna().all()]
+    if not fits:
+        return None
+    fmt = fits[0]
+    moments = pd.to_datetime(text, format=fmt)
+    col = Column(name, "datetime", nullable=nullable, format=fmt,
+                 min=moments.min().strftime(fmt), max=moments.max().strftime(fmt))
+    ambiguous = any(f != fmt and f.replace("%d", "%m") == fmt.replace("%d", "%m") for f in fits[1:])
+    why = f"every value reads as {fmt!r}, {col.min} to {col.max}: learned as moments in time"
+    if ambiguous:
+        why += "; day and month could be swapped (both fit every value): check the format"
+    return col, Decision(name, "datetime", why, ambiguous, evidence | {"format": fmt})
 
 
 def _numeric(name: str, series: pd.Series, nullable: bool) -> tuple[Column, Decision]:
@@ -334,30 +359,31 @@ def infer_rules(df: pd.DataFrame, columns: list[Column]) -> tuple[list[Rule], li
     columns; and notes on pairs left out because their units differ.
 
     A pair whose shuffled version still holds on almost every row (price >= a 0-3 badge count) is implied
-    by the two marginals and adds nothing but a constraint to fit. Two columns without a known unit are
-    compared only when their typical values are within a factor of ten of each other.
+    by the two marginals and adds nothing but a constraint to fit. Two columns of different known units are
+    never compared; where a unit is not known, only when their typical values are within a factor of ten.
     """
-    numeric = [c for c in columns if c.is_numeric and not c.derived and df[c.name].nunique() > 2]
+    numeric = [c for c in columns if (c.is_numeric and not c.derived or c.sortable) and df[c.name].nunique() > 2]
     rng = np.random.default_rng(0)
     found: list[Rule] = []
     notes: list[str] = []
+    values = {c.name: c.as_numbers(df[c.name]) for c in numeric}
     for a in numeric:
         for b in numeric:
-            if a.name == b.name:
+            if a.name == b.name or (a.type == "datetime") != (b.type == "datetime"):
                 continue
-            both = df[[a.name, b.name]].dropna()
-            if len(both) < RELATION_MIN_ROWS:
+            both = ~(np.isnan(values[a.name]) | np.isnan(values[b.name]))
+            if both.sum() < RELATION_MIN_ROWS:
                 continue
-            x, y = both[a.name].to_numpy(float), both[b.name].to_numpy(float)
+            x, y = values[a.name][both], values[b.name][both]
             if not (x >= y).all() or (x == y).all():
                 continue
             if (x >= rng.permutation(y)).mean() > 1 - RULE_MIN_SHUFFLED_VIOLATIONS:
                 continue
-            if a.unit != b.unit:
+            if a.unit != b.unit and a.type != "datetime":
                 if a.unit and b.unit:
                     notes.append(f"'{a.name} >= {b.name}' holds but compares {a.unit} with {b.unit}: not a rule")
                     continue
-                if a.unit or b.unit or not _same_scale(x, y):
+                if not _same_scale(x, y):
                     notes.append(f"'{a.name} >= {b.name}' holds but the columns' units are not known to agree: not a rule")
                     continue
             found.append(Rule(high=a.name, low=b.name))
@@ -390,7 +416,8 @@ def infer_derived(df: pd.DataFrame, columns: list[Column]) -> tuple[dict[str, st
     A formula holds when it matches the column to within its rounding on RELATION_MIN_SHARE of the rows
     where all are present (and is missing exactly where the column is), and fails on more than
     RULE_MIN_SHUFFLED_VIOLATIONS of the rows when an input is shuffled. A derived column is computed from
-    learned columns only, so a column used as an input is never derived itself.
+    learned columns only, so a column used as an input is never derived itself; of two candidates the later
+    column is derived.
     """
     numeric = [c for c in columns if c.is_numeric and df[c.name].nunique() > 2]
     notes = []
@@ -402,7 +429,7 @@ def infer_derived(df: pd.DataFrame, columns: list[Column]) -> tuple[dict[str, st
     inputs: set[str] = set()
     rng = np.random.default_rng(0)
     for template, arity in _FORMULAS:
-        for target in numeric:
+        for target in reversed(numeric):  # a later column is the one computed from earlier ones (a copy, a total)
             if target.name in found or target.name in inputs:
                 continue
             for a in numeric:

@@ -19,13 +19,14 @@ import yaml
 from shopgen.errors import SchemaError
 from shopgen.expressions import Expression, ExpressionError
 
-TYPES = ("id", "categorical", "numeric", "integer", "text")
+TYPES = ("id", "categorical", "numeric", "integer", "datetime", "text")
 NUMERIC_TYPES = ("numeric", "integer")
 UNITS = ("money", "percent", "count", "rating")
 _COLUMN_KEYS = {
     "type", "nullable", "min", "max", "decimals", "values", "pattern", "max_length", "conditioned_on",
-    "unit", "derived", "endings",
+    "unit", "derived", "endings", "format",
 }
+_SORTABLE = re.compile(r"%Y(?:[-/.]%m(?:[-/.]%d(?:[ T]%H(?::%M(?::%S(?:\.%f)?)?)?)?)?)?")
 _RULE_RE = re.compile(r"^\s*(.+?)\s*(>=|<=|>|<)\s*(.+?)\s*$")
 _FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">"}
 
@@ -46,10 +47,27 @@ class Column:
     unit: str | None = None
     derived: str | None = None
     endings: tuple[tuple[str, float], ...] | None = None
+    format: str | None = None  # datetime columns: how values are written (strftime)
 
     @property
     def is_numeric(self) -> bool:
         return self.type in NUMERIC_TYPES
+
+    @property
+    def sortable(self) -> bool:
+        """A datetime format whose text sorts as its moments do (year first, then month, day, time)."""
+        return self.type == "datetime" and bool(self.format) and _SORTABLE.fullmatch(self.format) is not None
+
+    def parse_moments(self, values: pd.Series) -> pd.Series:
+        """A datetime column's values as timestamps (NaT where a value does not fit the format)."""
+        return pd.to_datetime(values, format=self.format, errors="coerce")
+
+    def as_numbers(self, values: pd.Series) -> np.ndarray:
+        """Values as floats, a datetime's as seconds: what a rule compares (NaN where missing)."""
+        if self.type == "datetime":
+            moments = self.parse_moments(values)
+            return np.where(moments.isna(), np.nan, moments.to_numpy("datetime64[ns]").astype("int64") / 1e9)
+        return pd.to_numeric(values, errors="coerce").to_numpy(float)
 
     @property
     def expression(self) -> Expression | None:
@@ -58,7 +76,7 @@ class Column:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
-        for key in ("unit", "pattern", "min", "max", "decimals", "max_length", "derived"):
+        for key in ("unit", "format", "pattern", "min", "max", "decimals", "max_length", "derived"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -130,7 +148,7 @@ class CatalogSchema:
     @property
     def tabular_columns(self) -> list[Column]:
         """Columns of the tabular part: everything but ids and free text (derived columns included)."""
-        return self.of_type("categorical", "numeric", "integer")
+        return self.of_type("categorical", "numeric", "integer", "datetime")
 
     @property
     def learned_columns(self) -> list[Column]:
@@ -170,8 +188,8 @@ class CatalogSchema:
                 name=str(name),
                 type=str(spec.get("type", "")),
                 nullable=bool(spec.get("nullable", False)),
-                min=_number(spec.get("min"), source, name, "min"),
-                max=_number(spec.get("max"), source, name, "max"),
+                min=_bound(spec, "min", source, name),
+                max=_bound(spec, "max", source, name),
                 decimals=_int(spec.get("decimals"), source, name, "decimals"),
                 values=tuple(values) if values is not None else None,
                 pattern=spec.get("pattern"),
@@ -180,6 +198,7 @@ class CatalogSchema:
                 unit=None if spec.get("unit") is None else str(spec["unit"]),
                 derived=_derived(spec.get("derived"), source, name),
                 endings=_endings(spec.get("endings"), source, name),
+                format=None if spec.get("format") is None else str(spec["format"]),
             ))
         rules = raw.get("rules") or []
         if not isinstance(rules, list):
@@ -227,10 +246,21 @@ class CatalogSchema:
             at = f"{where}, column {col.name!r}"
             if col.type not in TYPES:
                 raise SchemaError(f"{at}: unknown type {col.type!r}; use one of {', '.join(TYPES)}")
-            if col.min is not None and col.max is not None and col.min > col.max:
+            if col.min is not None and col.max is not None and col.is_numeric and col.min > col.max:
                 raise SchemaError(f"{at}: min {col.min} is above max {col.max}")
-            if (col.min is not None or col.max is not None or col.decimals is not None) and not col.is_numeric:
-                raise SchemaError(f"{at}: min/max/decimals apply only to numeric or integer columns")
+            if col.type == "datetime":
+                if not col.format or "%" not in col.format:
+                    raise SchemaError(f"{at}: datetime columns need a format, like '%Y-%m-%d %H:%M:%S'")
+                for key in ("min", "max"):
+                    bound = getattr(col, key)
+                    if bound is not None and col.parse_moments(pd.Series([bound])).isna().all():
+                        raise SchemaError(f"{at}: {key} {bound!r} is not written in the format {col.format!r}")
+            elif (col.min is not None or col.max is not None) and not col.is_numeric:
+                raise SchemaError(f"{at}: min/max apply only to numeric, integer or datetime columns")
+            if col.decimals is not None and not col.is_numeric:
+                raise SchemaError(f"{at}: decimals apply only to numeric or integer columns")
+            if col.format is not None and col.type != "datetime":
+                raise SchemaError(f"{at}: 'format' applies only to datetime columns")
             if col.pattern is not None:
                 if col.type != "id":
                     raise SchemaError(f"{at}: 'pattern' applies only to id columns")
@@ -287,8 +317,11 @@ class CatalogSchema:
             for name in (rule.high, rule.low):
                 if name not in position:
                     raise SchemaError(f"{where}: rule '{rule}' names missing column {name!r}")
-                if not self.columns[position[name]].is_numeric:
-                    raise SchemaError(f"{where}: rule '{rule}' compares non-numeric column {name!r}")
+                if not (self.columns[position[name]].is_numeric or self.columns[position[name]].sortable):
+                    raise SchemaError(f"{where}: rule '{rule}' compares column {name!r}, which is neither numeric "
+                                      "nor a datetime written year first")
+            if len({self.columns[position[n]].type == "datetime" for n in (rule.high, rule.low)}) > 1:
+                raise SchemaError(f"{where}: rule '{rule}' compares a datetime with a number; remove it")
             units = {self.columns[position[n]].unit for n in (rule.high, rule.low)}
             if len(units - {None}) > 1:
                 raise SchemaError(f"{where}: rule '{rule}' compares {' with '.join(sorted(units - {None}))}; "
@@ -319,6 +352,16 @@ class CatalogSchema:
                         f"{series.iloc[row]!r}; clean the data or declare the column categorical"
                     )
                 out[col.name] = parsed.astype("float64")
+            elif col.type == "datetime":
+                text = series.astype(object).where(series.notna(), None)
+                bad = col.parse_moments(text).isna().to_numpy() & text.notna().to_numpy()
+                if bad.any():
+                    row = int(np.flatnonzero(bad)[0])
+                    raise SchemaError(
+                        f"{source}: column {col.name!r} is a datetime written as {col.format!r} but row {row} holds "
+                        f"{str(series.iloc[row])[:40]!r}; fix the value or the schema's format"
+                    )
+                out[col.name] = text.map(lambda v: v if v is None else str(v))
             elif col.type in ("categorical", "text", "id"):
                 out[col.name] = series.astype(object).where(series.notna(), None)
             if not col.nullable and out[col.name].isna().all():
@@ -365,6 +408,16 @@ def _int(value: Any, source: str, name: str, key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SchemaError(f"{source}: column {name!r} has {key}={value!r}; it must be a whole number >= 0")
     return value
+
+
+def _bound(spec: dict, key: str, source: str, name: str) -> Any:
+    """min/max: a number, or for a datetime column its text in the column's format."""
+    value = spec.get(key)
+    if spec.get("type") == "datetime" and value is not None:
+        if not isinstance(value, str):
+            raise SchemaError(f"{source}: column {name!r} has {key}={value!r}; write it in the column's format, quoted")
+        return value
+    return _number(value, source, name, key)
 
 
 def _is_number(value: Any) -> bool:

@@ -72,7 +72,7 @@ class TabularModel:
         self.columns_ = [c.name for c in schema.learned_columns]
         data = df[self.columns_].copy()
         ruled = {n for r in schema.rules for n in (r.high, r.low)}
-        self.grid_ = Grid.from_schema(schema, ranked=[c.name for c in schema.learned_columns if c.name not in ruled])
+        self.grid_ = Grid.from_schema(schema, [c.name for c in schema.learned_columns if c.name not in ruled], data)
         data = self.grid_.encode(data)
         self.name_like_ = {}  # levels few rows carry, in columns made mostly of such levels: reported when drawn
         for col in schema.of_type("categorical"):
@@ -104,7 +104,7 @@ class TabularModel:
             warnings.simplefilter("ignore")
             self.synth_ = _build(self.kind, metadata, self.epochs or self.preset.epochs,
                                  self.batch_size or self.preset.batch_size)
-            self.synth_.add_constraints(_constraints(schema))
+            self.synth_.add_constraints(_constraints(schema, self.grid_))
             # SDV 2.0's add_constraints rebuilds its data processor without the model's own transformer
             # defaults, so CTGAN/TVAE would see every category as a uniform float; put them back.
             self.synth_._update_default_transformers()
@@ -403,18 +403,22 @@ def _metadata(schema: CatalogSchema, grid: Grid) -> Any:
     md = Metadata()
     md.add_table(TABLE)
     for col in schema.learned_columns:
+        if col.type == "datetime":
+            md.add_column(col.name, table_name=TABLE, sdtype="datetime", datetime_format=col.format)
+            continue
         categorical = not col.is_numeric or grid.binary(col.name)  # two levels have no order to learn
         md.add_column(col.name, table_name=TABLE, sdtype="categorical" if categorical else "numerical")
     return md
 
 
-def _constraints(schema: CatalogSchema) -> list:
+def _constraints(schema: CatalogSchema, grid: Grid) -> list:
+    """SDV inequalities for the rules the grid does not already keep (a share cannot exceed its whole)."""
     from sdv.cag import Inequality
 
     learned = {c.name for c in schema.learned_columns}
     return [
         Inequality(low_column_name=r.low, high_column_name=r.high, strict_boundaries=r.strict)
-        for r in schema.rules if {r.low, r.high} <= learned
+        for r in schema.rules if {r.low, r.high} <= learned and grid.constrained(r.high, r.low)
     ]
 
 

@@ -71,6 +71,9 @@ def expectations(schema: CatalogSchema) -> list:
         if col.values is not None:
             add(gxe.ExpectColumnValuesToBeInSet, f"{c}: one of {len(col.values)} values",
                 column=c, value_set=list(col.values))
+        if col.type == "datetime":
+            add(gxe.ExpectColumnValuesToMatchStrftimeFormat, f"{c}: written as {col.format}",
+                column=c, strftime_format=col.format)
         if col.type == "id" and col.pattern:
             add(gxe.ExpectColumnValuesToMatchRegex, f"{c}: matches {col.pattern}",
                 column=c, regex=f"^(?:{col.pattern})$")

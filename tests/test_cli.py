@@ -177,3 +177,20 @@ def test_evaluate_writes_a_report_and_fails_a_missed_gate_in_one_line(tmp_path):
     assert report.stat().st_size > 10_000 and json.loads(scores.read_text())["scores"]["quality"] > 0.9
     one_line_error(shopgen("evaluate", SAMPLE_CSV, SAMPLE_CSV, "--schema", SAMPLE_SCHEMA, "--report", report,
                            "--min", "no_such_score=1"), 2, "no_such_score")
+
+
+def test_schema_infer_prints_a_decision_table(tmp_path):
+    df = pd.read_csv(SAMPLE_CSV)
+    df.loc[0, "price"] = 0.0  # a stand-in for "unknown": flagged as doubtful
+    data = tmp_path / "shop.csv"
+    df.to_csv(data, index=False)
+    proc = shopgen("schema", "infer", data, "-o", tmp_path / "s.yaml")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.split()[:2] == ["name", "text"] for line in lines)
+    assert any(line.startswith("? price") and "unknown" in line for line in lines)
+    assert "evidence:" not in proc.stdout
+    explained = shopgen("schema", "infer", data, "--explain")
+    assert explained.returncode == 0
+    assert "evidence:" in explained.stderr and "covered_by_repeated_levels" in explained.stderr
+    assert explained.stdout.startswith("name: shop")  # stdout stays the YAML

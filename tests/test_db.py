@@ -342,6 +342,37 @@ def test_every_column_kind_round_trips(db):
     assert db.count(table) == 3
 
 
+def test_datetimes_and_numeric_levels_load_as_the_backend_types(db):
+    """A datetime in its own layout lands as a DATE or TIMESTAMP; numeric levels get their CHECK."""
+    import datetime as dt
+
+    from shopgen.schema import CatalogSchema
+
+    schema = CatalogSchema.from_dict({
+        "name": "moments",
+        "columns": {
+            "sold": {"type": "datetime", "format": "%d/%m/%Y %H:%M", "nullable": True},
+            "day": {"type": "datetime", "format": "%Y-%m-%d"},
+            "stars": {"type": "integer", "values": [1, 3, 5]},
+        },
+    })
+    df = pd.DataFrame({"sold": ["31/01/2011 09:05", None, "01/12/2010 23:59"], "day": ["2011-02-03"] * 3,
+                       "stars": [1, 5, 3]})
+    table = db.table()
+    _load(df, db, table, schema)
+    got = db.rows(f"SELECT {db.q('sold')}, {db.q('day')} FROM {db.q(table)} ORDER BY {db.q('stars')}")
+    as_text = [tuple(None if v is None else str(v) for v in r) for r in got]
+    assert as_text == [("2011-01-31 09:05:00", "2011-02-03"), ("2010-12-01 23:59:00", "2011-02-03"),
+                       (None, "2011-02-03")]
+    if db.kind != "sqlite":  # a server gives back real moments, not text
+        assert isinstance(got[0][0], dt.datetime) and isinstance(got[0][1], dt.date)
+    with pytest.raises(ShopgenError, match="not a datetime written as"):
+        _load(df.assign(sold=["2011-01-31", None, None]), db, table, schema, if_exists="append")
+    with pytest.raises(Exception):  # noqa: B017 - the CHECK constraint is the backend's own error
+        _load(df.assign(stars=[2, 2, 2]), db, table, schema, if_exists="append")
+    assert db.count(table) == 3
+
+
 # ---- a killed process ------------------------------------------------------------------------------
 KILL_SCRIPT = """
 import itertools, sys

@@ -120,21 +120,35 @@ def test_cast_applies_order_rounding_and_dtypes(sample_schema, sample_df):
     assert np.allclose(out["price"], sample_df["price"])
 
 
-@pytest.mark.parametrize("name", ["dmart", "wish_summer_2020"])
+@pytest.mark.parametrize("name", ["dmart", "wish_summer_2020", "flipkart", "online_retail"])
 def test_infer_on_real_catalogs(name):
-    df = pd.read_csv(real_catalog(name))
+    from shopgen.sources import read_catalog
+
+    df = read_catalog(real_catalog(name))
     s = CatalogSchema.infer(df, name=name)
     assert s.names == list(df.columns)
     assert s.text_columns, "a real catalog has free text"
     for col in s.text_columns:
         assert all(dep in s.names for dep in col.conditioned_on)
     s.check_frame(df)
+    units = {c.name: c.unit for c in s.columns}
+    for rule in s.rules:  # a rule compares one unit with itself
+        assert units[rule.high] == units[rule.low], str(rule)
     if name == "dmart":
         assert {c.name for c in s.text_columns} == {"Name", "Description"}
         assert [str(r) for r in s.rules] == ["Price >= DiscountedPrice"]
-    else:
+        assert dict(s.column("Price").endings)["0.00"] > 0.99  # whole rupees
+    elif name == "wish_summer_2020":
         assert {"title", "title_orig", "tags"} <= {c.name for c in s.text_columns}
         assert s.column("product_id").type == "id" and s.primary_key is None  # ids repeat across variants
+        assert s.column("units_sold").values == tuple(sorted(df["units_sold"].unique()))  # buckets, kept ordered
+    elif name == "flipkart":
+        assert s.column("product_name").type == "text"
+        assert s.column("overall_rating").derived == "[product_rating]"  # identical on every rated row
+        assert "retail_price >= discounted_price" in {str(r) for r in s.rules}
+    else:
+        assert s.column("Description").type == "text" and s.primary_key == "StockCode"
+        assert s.column("median_unit_price").unit == "money"
 
 
 def test_sample_schema_file_matches_sample_data(sample_df):

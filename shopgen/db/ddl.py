@@ -37,10 +37,12 @@ MYSQL_VARCHAR_BUDGET = 60_000
 
 @dataclass(frozen=True)
 class Kind:
-    """How a column's values travel: 'str', 'int', 'float' (rounded to `decimals` when set) or 'bool'."""
+    """How a column's values travel: 'str', 'int', 'float' (rounded to `decimals` when set), 'bool', or
+    'datetime' (text in `layout`, the ISO form every backend reads)."""
 
     name: str
     decimals: int | None = None
+    layout: str | None = None
 
 
 def dialect_for(name: str) -> Dialect:
@@ -103,7 +105,13 @@ def id_length(col: Column) -> int | None:
         return None
 
 
+ISO_MOMENT, ISO_DAY = "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"
+
+
 def kind_of(col: Column) -> Kind:
+    if col.type == "datetime":
+        timed = any(d in (col.format or "") for d in ("%H", "%I", "%M", "%S"))
+        return Kind("datetime", layout=ISO_MOMENT if timed else ISO_DAY)
     if col.type == "integer":
         return Kind("int")
     if col.type == "numeric":
@@ -139,6 +147,8 @@ def sql_type(col: Column, fam: str, varchar_ok: bool = True) -> sa.types.TypeEng
     kind = kind_of(col)
     if kind.name == "bool":
         return sa.Boolean(create_constraint=False)
+    if kind.name == "datetime":
+        return sa.DateTime() if kind.layout == ISO_MOMENT else sa.Date()
     if kind.name == "int":
         lo = col.min if col.min is not None else -INT32 - 1
         hi = col.max if col.max is not None else INT32 + 1
@@ -183,6 +193,9 @@ def table_for(
         is_pk = primary_key and col.name == schema.primary_key
         columns.append(sa.Column(col.name, type_, nullable=col.nullable, primary_key=is_pk, autoincrement=False))
         ref = sa.column(col.name, type_)  # unqualified, so the constraint survives a rename of the table
+        if col.is_numeric and col.values and (col.type == "integer" or col.decimals is not None):
+            test = sa.or_(*[ref == v for v in col.values]) if fam == "sqlite" else ref.in_(list(col.values))
+            checks.append(sa.CheckConstraint(test, name=_name(fam, f"{col.name}_values")))
         if col.is_numeric:
             if col.min is not None:
                 checks.append(sa.CheckConstraint(ref >= col.min, name=_name(fam, f"{col.name}_min")))

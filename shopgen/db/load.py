@@ -142,7 +142,16 @@ def _prepared(batch: pd.DataFrame, schema: CatalogSchema) -> list[tuple[Any, np.
     out = []
     for col in schema.columns:
         kind = kind_of(col)
-        values, mask = _values(batch[col.name], kind.name, kind.decimals, col.name)
+        series = batch[col.name]
+        if kind.name == "datetime":  # the column's own layout, rewritten as the ISO text every backend reads
+            moments = col.parse_moments(series)
+            series = moments.dt.strftime(kind.layout).where(moments.notna(), None)
+            bad = moments.isna().to_numpy() & batch[col.name].notna().to_numpy()
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ShopgenError(f"column {col.name!r} holds {str(batch[col.name].iloc[i])[:40]!r} (row {i}), not a "
+                                   f"datetime written as {col.format!r}; fix the catalog or its schema")
+        values, mask = _values(series, kind.name, kind.decimals, col.name)
         out.append((values, mask, kind.name))
     return out
 

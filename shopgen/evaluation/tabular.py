@@ -42,6 +42,8 @@ def metadata(schema: CatalogSchema) -> dict:
             columns[col.name] = {"sdtype": "numerical"}
         elif col.type == "categorical":
             columns[col.name] = {"sdtype": "categorical"}
+        elif col.type == "datetime":
+            columns[col.name] = {"sdtype": "datetime", "datetime_format": col.format}
     table: dict = {"columns": columns}
     if schema.primary_key:
         table["primary_key"] = schema.primary_key
@@ -67,8 +69,8 @@ def rule_breaks(df: pd.DataFrame, schema: CatalogSchema) -> tuple[np.ndarray, li
     broken = np.zeros(len(df), dtype=bool)
     per_rule = []
     for rule in schema.rules:
-        high = pd.to_numeric(df[rule.high], errors="coerce").to_numpy(float)
-        low = pd.to_numeric(df[rule.low], errors="coerce").to_numpy(float)
+        high = schema.column(rule.high).as_numbers(df[rule.high])
+        low = schema.column(rule.low).as_numbers(df[rule.low])
         with np.errstate(invalid="ignore"):
             bad = (high <= low) if rule.strict else (high < low)
         bad &= ~(np.isnan(high) | np.isnan(low))
