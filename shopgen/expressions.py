@@ -91,19 +91,19 @@ def _tokens(text: str) -> list[tuple[str, object]]:
 
 
 def _sum(tokens: list, i: int, depth: int = 0) -> tuple[tuple, int]:
-    left, i = _product(tokens, i, depth)
-    while i < len(tokens) and tokens[i][0] in "+-":
-        op = tokens[i][0]
-        right, i = _product(tokens, i + 1, depth)
-        left = ("op", op, left, right)
-    return left, i
+    return _chain(tokens, i, depth, "+-", _product)
 
 
 def _product(tokens: list, i: int, depth: int) -> tuple[tuple, int]:
-    left, i = _atom(tokens, i, depth)
-    while i < len(tokens) and tokens[i][0] in "*/":
+    return _chain(tokens, i, depth, "*/", _atom)
+
+
+def _chain(tokens: list, i: int, depth: int, ops: str, operand) -> tuple[tuple, int]:
+    """`operand (op operand)*`, left-associative: one precedence level."""
+    left, i = operand(tokens, i, depth)
+    while i < len(tokens) and tokens[i][0] in ops:
         op = tokens[i][0]
-        right, i = _atom(tokens, i + 1, depth)
+        right, i = operand(tokens, i + 1, depth)
         left = ("op", op, left, right)
     return left, i
 

@@ -2,9 +2,12 @@
 
 A tabular model draws continuous numbers; a catalog's are not. Three things the schema states are
 restored after each draw:
-- ordered levels (`values` on a numeric column: ratings, bucketed sales): learned by their rank, so a
-  heavy-tailed bucket list (1, 10, 100, 1000+) is as easy to learn as 0..3, and drawn back exactly; a
-  column in a rule keeps its own scale (the rule is on values) and is snapped to the nearest level;
+- ordered levels (`values` on a numeric column: ratings, bucketed sales): each level is learned as a
+  point of its slice of the cumulative share (0..1, the levels in order, each as wide as its share of
+  the rows), so a heavy-tailed bucket list (1, 10, 100, 1000+) is as easy to learn as 0..3, the order is
+  kept, the drawn shares follow the real ones where the model's marginal is uniform, and draws come back
+  as exact levels; a column in a rule keeps its own scale (the rule is on values) and is snapped to the
+  nearest level;
 - endings (`endings`: cents like .99/.00, or a whole number's last digit): each value takes an ending
   drawn in the real shares (the rest spread over the other endings) and moves to the nearest number
   with it, at most half a unit (or five for last digits) from where it was;
@@ -71,6 +74,7 @@ class Grid:
 
     levels: dict[str, np.ndarray] = field(default_factory=dict)
     ranked: set[str] = field(default_factory=set)
+    cumulative: dict[str, np.ndarray] = field(default_factory=dict)  # ranked column -> upper end of each level's slice
     endings: dict[str, Endings] = field(default_factory=dict)
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     derived: dict[str, Expression] = field(default_factory=dict)
@@ -87,9 +91,11 @@ class Grid:
                 continue
             grid.bounds[col.name] = (col.min, col.max)
             if col.values:
-                grid.levels[col.name] = np.array(sorted(float(v) for v in col.values))
+                levels = np.array(sorted(float(v) for v in col.values))
+                grid.levels[col.name] = levels
                 if col.name in ranked:
                     grid.ranked.add(col.name)
+                    grid.cumulative[col.name] = _cumulative(levels, data[col.name] if data is not None else None)
             elif col.endings:
                 grid.endings[col.name] = Endings.from_shares(col.endings)
         grid.derived = {c.name: c.expression for c in schema.tabular_columns if c.derived}
@@ -119,11 +125,14 @@ class Grid:
             x, h = pd.to_numeric(out[low]).to_numpy(float), pd.to_numeric(out[high]).to_numpy(float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[low] = np.where(h > 0, x / h, np.where(np.isnan(x) | np.isnan(h), np.nan, 1.0))
-        for name in self.ranked:
+        rng = np.random.default_rng(0)  # where in its slice each training value sits: fixed, so a fit repeats
+        for name in sorted(self.ranked):
             x = pd.to_numeric(out[name]).to_numpy(float)
-            idx = _nearest(self.levels[name], x).astype(float)
-            idx[np.isnan(x)] = np.nan
-            out[name] = idx
+            upper = self.cumulative[name]
+            lower = np.concatenate([[0.0], upper[:-1]])
+            idx = _nearest(self.levels[name], x)
+            point = lower[idx] + (upper[idx] - lower[idx]) * rng.uniform(0.02, 0.98, len(x))
+            out[name] = np.where(np.isnan(x), np.nan, point)
         return out
 
     def decode(self, rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -131,7 +140,7 @@ class Grid:
         for name, levels in self.levels.items():
             x = pd.to_numeric(rows[name], errors="coerce").to_numpy(float)
             if name in self.ranked:
-                idx = np.clip(np.rint(np.nan_to_num(x)), 0, len(levels) - 1).astype(int)
+                idx = np.clip(np.searchsorted(self.cumulative[name], np.nan_to_num(x), side="right"), 0, len(levels) - 1)
             else:
                 idx = _nearest(levels, x)
             rows[name] = np.where(np.isnan(x), np.nan, levels[idx])
@@ -154,6 +163,18 @@ class Grid:
         for name, expr in self.derived.items():
             rows[name] = expr.evaluate(rows)
         return rows
+
+
+def _cumulative(levels: np.ndarray, values: pd.Series | None) -> np.ndarray:
+    """The upper end of each level's slice of 0..1: cumulative shares of the training rows (equal without data)."""
+    if values is None:
+        counts = np.ones(len(levels))
+    else:
+        x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(float)
+        counts = np.bincount(_nearest(levels, x), minlength=len(levels)).astype(float) + 1e-3  # no empty slice
+    upper = np.cumsum(counts) / counts.sum()
+    upper[-1] = 1.0
+    return upper
 
 
 def _share_varies_less(low: pd.Series, high: pd.Series) -> bool:

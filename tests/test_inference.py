@@ -252,15 +252,22 @@ def test_endings_are_drawn_in_the_real_shares_and_move_values_by_at_most_half_a_
     assert on_grid(y, shares).mean() == pytest.approx(0.9, abs=0.015)
 
 
-def test_ranked_levels_encode_and_decode_exactly():
+def test_ranked_levels_keep_their_order_and_shares_and_decode_exactly():
     schema = CatalogSchema.from_dict({"name": "x", "columns": {
         "sold": {"type": "integer", "values": [1, 10, 100, 1000]}, "price": {"type": "numeric", "min": 0}}})
-    grid = Grid.from_schema(schema, ranked=["sold"])
-    df = pd.DataFrame({"sold": [1, 100, 1000, 10], "price": [1.0, 2.0, 3.0, 4.0]})
-    coded = grid.encode(df)
-    assert coded["sold"].tolist() == [0, 2, 3, 1]
-    coded["sold"] = [0.2, 2.4, 7.0, 0.9]  # what a model draws: off the ranks, past the end
-    assert grid.decode(coded, np.random.default_rng(0))["sold"].tolist() == [1, 100, 1000, 10]
+    df = pd.DataFrame({"sold": [1] * 60 + [10] * 30 + [100] * 9 + [1000], "price": np.arange(100.0)})
+    grid = Grid.from_schema(schema, ranked=["sold"], data=df)
+    coded = grid.encode(df)["sold"].to_numpy()
+    assert ((coded > 0) & (coded < 1)).all()
+    assert all(coded[df["sold"] == a].max() < coded[df["sold"] == b].min() for a, b in [(1, 10), (10, 100), (100, 1000)])
+    assert grid.decode(pd.DataFrame({"sold": coded, "price": df["price"]}), np.random.default_rng(0))["sold"].tolist() \
+        == df["sold"].tolist()
+    # a uniform draw comes back in the training shares; draws past either end take the end levels
+    drawn = pd.DataFrame({"sold": np.random.default_rng(1).uniform(0, 1, 20_000), "price": 1.0})
+    shares = grid.decode(drawn, np.random.default_rng(0))["sold"].value_counts(normalize=True)
+    assert shares[1] == pytest.approx(0.6, abs=0.02) and shares[1000] == pytest.approx(0.01, abs=0.005)
+    ends = grid.decode(pd.DataFrame({"sold": [-0.5, 1.7], "price": 1.0}), np.random.default_rng(0))["sold"].tolist()
+    assert ends == [1, 1000]
 
 
 # ---- end to end: what the synthesizer writes keeps the grid, the levels and the relations ------------
