@@ -11,7 +11,11 @@ restored after each draw:
 - endings (`endings`: cents like .99/.00, or a whole number's last digit): each value takes an ending
   drawn in the real shares (the rest spread over the other endings) and moves to the nearest number
   with it, at most half a unit (or five for last digits) from where it was;
-- derived columns: computed from the others, so a total is always price x quantity.
+- derived columns: computed from the others, so a total is always price x quantity;
+- missing values of a mostly-missing number (a rating 91 % of products lack): SDV fills them with the
+  mean and flags them, so the model sees a spike at the mean and draws it back for rated rows; here they
+  are filled with draws of the column's own values and flagged in a column of our own, so the values
+  the model learns keep the real shape, and rows flagged come back missing.
 
 And one change of variables: the low side of a rule between non-negative columns (a sale price under
 its list price, five-star ratings among all ratings) is learned as its share of the high side when,
@@ -31,6 +35,9 @@ import pandas as pd
 
 from shopgen.expressions import Expression
 from shopgen.schema import CatalogSchema
+
+MISSING = "__shopgen_missing__"  # suffix of the flag column of a filled-in number
+FLAG_MIN_MISSING = 0.05  # below this share the mean fill SDV uses changes a column's shape little
 
 
 @dataclass
@@ -80,6 +87,7 @@ class Grid:
     derived: dict[str, Expression] = field(default_factory=dict)
     rules: list[tuple[str, str, bool]] = field(default_factory=list)
     shares: dict[str, str] = field(default_factory=dict)  # low column -> the high column it is a share of
+    flagged: list[str] = field(default_factory=list)  # numbers whose missing values are filled and flagged
 
     @classmethod
     def from_schema(cls, schema: CatalogSchema, ranked: list[str], data: pd.DataFrame | None = None) -> Grid:
@@ -109,7 +117,17 @@ class Grid:
                     and low.min is not None and low.min >= 0 and high.min is not None and high.min >= 0
                     and data is not None and _share_varies_less(data[r.low], data[r.high])):
                 grid.shares[r.low] = r.high
+        ruled = {n for r in schema.rules for n in (r.high, r.low)}
+        if data is not None:
+            grid.flagged = [c.name for c in schema.learned_columns if c.is_numeric and c.name not in ruled
+                            and not grid.binary(c.name) and data[c.name].isna().mean() >= FLAG_MIN_MISSING
+                            and data[c.name].notna().any()]
         return grid
+
+    @property
+    def flag_columns(self) -> list[str]:
+        """The columns `encode` adds: one missing-value flag per filled number."""
+        return [name + MISSING for name in self.flagged]
 
     def constrained(self, high: str, low: str) -> bool:
         """Whether the rule `high >= low` still needs the model's own constraint (it is not a share)."""
@@ -133,10 +151,19 @@ class Grid:
             idx = _nearest(self.levels[name], x)
             point = lower[idx] + (upper[idx] - lower[idx]) * rng.uniform(0.02, 0.98, len(x))
             out[name] = np.where(np.isnan(x), np.nan, point)
+        for name in self.flagged:
+            x = pd.to_numeric(out[name]).to_numpy(float)
+            missing = np.isnan(x)
+            out[name] = np.where(missing, rng.choice(x[~missing], len(x)), x)
+            out[name + MISSING] = missing.astype(int)
         return out
 
     def decode(self, rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-        """Drawn rows back on the grid: levels, endings, then derived columns from the snapped values."""
+        """Drawn rows back on the grid: flagged values missing, levels, endings, then derived columns."""
+        for name in self.flagged:
+            if name + MISSING in rows:
+                missing = pd.to_numeric(rows.pop(name + MISSING), errors="coerce").to_numpy(float) == 1
+                rows[name] = np.where(missing, np.nan, pd.to_numeric(rows[name], errors="coerce").to_numpy(float))
         for name, levels in self.levels.items():
             x = pd.to_numeric(rows[name], errors="coerce").to_numpy(float)
             if name in self.ranked:

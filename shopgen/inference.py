@@ -11,7 +11,7 @@ Every decision rests on a property that holds for any catalog, not on the catalo
 - A numeric column's unit (money, percent, count, rating) comes from its header and is checked against
   its values; rules compare only columns of one unit.
 - Exact relations (a total that is price x quantity, a discount % that is 100 x (1 - sale/list), a
-  duplicated column) become derived columns, computed after sampling so they always agree. Like rules,
+  duplicated column, a count that sums several others) become derived columns, computed after sampling so they always agree. Like rules,
   a relation must hold on (nearly) every row and fail when one side is shuffled, so it is not a
   coincidence of the marginals.
 - Numbers keep the real grid: decimals, price endings (.99, .00, a last digit 9) when they are far from
@@ -51,6 +51,7 @@ RELATION_MIN_SHARE = 0.995
 RELATION_MIN_ROWS = 20
 MAX_RELATION_COLUMNS = 40
 RELATION_PROBE_ROWS = 2000
+MIN_SUM_TERMS = 3  # two-term sums are among the pair formulas
 MAX_INFERRED_CONDITIONS = 4
 MAX_CONDITION_CARDINALITY = 1000
 SENTINEL_MAX_SHARE = 0.05
@@ -451,6 +452,53 @@ def infer_derived(df: pd.DataFrame, columns: list[Column]) -> tuple[dict[str, st
     return found, notes
 
 
+def infer_sums(df: pd.DataFrame, columns: list[Column], found: dict[str, str]) -> dict[str, str]:
+    """{column: formula} for a column that is the sum of three or more others (a badge count, a total of
+    star counts) on RELATION_MIN_SHARE of the rows.
+
+    Non-negative summands never exceed their sum, so only such columns are candidates. Terms are dropped
+    while the sum does not match, and then while dropping one matches as well: every term kept is needed.
+    """
+    numeric = [c for c in columns if c.is_numeric and c.name not in found and df[c.name].nunique() > 1]
+    numeric = numeric[:MAX_RELATION_COLUMNS]
+    used = {n for f in found.values() for n in Expression.parse(f).columns}
+    values = {c.name: pd.to_numeric(df[c.name], errors="coerce").to_numpy(float) for c in numeric}
+    out: dict[str, str] = {}
+    for target in reversed(numeric):
+        if target.name in used or "]" in target.name:
+            continue
+        y = values[target.name]
+        terms = []
+        for c in numeric:
+            x = values[c.name]
+            both = ~np.isnan(x) & ~np.isnan(y)
+            if (c.name != target.name and c.name not in out and "]" not in c.name and both.sum() >= RELATION_MIN_ROWS
+                    and (x[both] >= 0).all() and (x[both] <= y[both]).all()):
+                terms.append(c.name)
+        while len(terms) >= MIN_SUM_TERMS and _sum_share(terms, values, y) < RELATION_MIN_SHARE:
+            terms.pop(_best_drop(terms, values, y)[0])
+        while len(terms) > MIN_SUM_TERMS:
+            k, share = _best_drop(terms, values, y)
+            if share < _sum_share(terms, values, y):
+                break
+            terms.pop(k)
+        if len(terms) >= MIN_SUM_TERMS and _sum_share(terms, values, y) >= RELATION_MIN_SHARE:
+            out[target.name] = " + ".join(f"[{n}]" for n in terms)
+            used |= set(terms) | {target.name}
+    return out
+
+
+def _sum_share(terms: list[str], values: dict[str, np.ndarray], y: np.ndarray) -> float:
+    total = np.sum([values[n] for n in terms], axis=0)
+    return float(np.mean(np.isclose(total, y, rtol=0, atol=1e-6) | (np.isnan(total) & np.isnan(y))))
+
+
+def _best_drop(terms: list[str], values: dict[str, np.ndarray], y: np.ndarray) -> tuple[int, float]:
+    """The term whose removal brings the sum closest to the column, and the share that then matches."""
+    shares = [_sum_share(terms[:k] + terms[k + 1:], values, y) for k in range(len(terms))]
+    return int(np.argmax(shares)), max(shares)
+
+
 def _holds(df: pd.DataFrame, target: Column, formula: str, rng: np.random.Generator) -> bool:
     expr = Expression.parse(formula)
     got = expr.evaluate(df)
@@ -506,8 +554,10 @@ def infer_schema(df: pd.DataFrame, name: str = "catalog") -> Inference:
     frame = df.copy()
     frame.columns = [str(c) for c in df.columns]
     derived, notes = infer_derived(frame, columns)
+    derived |= infer_sums(frame, columns, derived)
     columns = [replace(c, derived=derived[c.name], values=None, endings=None) if c.name in derived else c for c in columns]
-    notes += [f"{n} = {f}: holds on every row, so it is computed after sampling" for n, f in derived.items()]
+    decisions = [replace(d, reason=f"{derived[d.column]}: an exact relation of the data, computed after sampling")
+                 if d.column in derived else d for d in decisions]
     rules, rule_notes = infer_rules(frame, columns)
     notes += rule_notes
     primary_key = next(

@@ -408,6 +408,8 @@ def _metadata(schema: CatalogSchema, grid: Grid) -> Any:
             continue
         categorical = not col.is_numeric or grid.binary(col.name)  # two levels have no order to learn
         md.add_column(col.name, table_name=TABLE, sdtype="categorical" if categorical else "numerical")
+    for name in grid.flag_columns:
+        md.add_column(name, table_name=TABLE, sdtype="categorical")
     return md
 
 

@@ -167,6 +167,15 @@ def test_a_duplicated_column_is_derived_from_its_twin():
     assert [(c.name, c.derived) for c in derived] == [("b", "[a]")]
 
 
+def test_a_count_that_sums_several_others_is_derived_from_them():
+    flags = {f"badge_{k}": (RNG.uniform(size=300) < p).astype(int) for k, p in zip("abc", (0.3, 0.1, 0.02))}
+    df = pd.DataFrame({"price": RNG.uniform(1, 50, 300).round(2), **flags, "express": 0})
+    df["badges"] = df["badge_a"] + df["badge_b"] + df["badge_c"]
+    df.loc[int(np.flatnonzero(df["badges"] == 2)[0]), "express"] = 1  # never above the sum, yet no part of it
+    derived = {c.name: c.derived for c in infer_schema(df).schema.columns if c.derived}
+    assert derived == {"badges": "[badge_a] + [badge_b] + [badge_c]"}
+
+
 def test_unrelated_columns_are_not_derived():
     df = pd.DataFrame({c: RNG.uniform(1, 100, 300).round(2) for c in "abcd"})
     assert not [c for c in infer_schema(df).schema.columns if c.derived]
@@ -324,3 +333,19 @@ def test_a_datetime_schema_needs_a_readable_format_and_bounds():
     schema = CatalogSchema.from_dict({"name": "x", "columns": {"t": {"type": "datetime", "format": "%Y-%m-%d"}}})
     with pytest.raises(SchemaError, match="row 1 holds '2024/01/02'"):
         schema.check_frame(pd.DataFrame({"t": ["2024-01-01", "2024/01/02"]}))
+
+
+def test_a_mostly_missing_number_keeps_its_shape_and_its_missing_share():
+    from shopgen.synthesizer import CatalogSynthesizer
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    rating = rng.choice([1.0, 3.0, 4.0, 5.0], n, p=[0.15, 0.15, 0.2, 0.5])
+    df = pd.DataFrame({"rating": np.where(rng.uniform(size=n) < 0.9, np.nan, rating),
+                       "price": rng.uniform(10, 100, n).round(2)})
+    schema = infer_schema(df).schema
+    out = CatalogSynthesizer(schema, tabular="copula", show_progress=False).fit(df).sample(4000, seed=1)
+    assert out["rating"].isna().mean() == pytest.approx(0.9, abs=0.03)
+    real = df["rating"].value_counts(normalize=True)
+    drawn = out["rating"].value_counts(normalize=True)
+    assert (drawn.reindex(real.index) - real).abs().max() < 0.06  # SDV's mean fill put most rated rows at 4.0

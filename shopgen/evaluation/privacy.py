@@ -108,15 +108,16 @@ def privacy_scores(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.Dat
 
 
 def rare_copies(train: pd.DataFrame, other: pd.DataFrame, schema: CatalogSchema, suffix: str = "") -> dict[str, float]:
-    """Per categorical column made mostly of rare levels (names): the share of values only a few training
-    rows carry. Such a value points at one real product or seller, as a copied title does."""
-    from shopgen.inference import MIN_LEVEL_ROWS, covered_share
+    """Per high-cardinality categorical column (more levels than a schema lists, or mostly unrepeated
+    names): the share of values that fewer than five training rows carry. Such a value can point at one
+    real product or seller, as a copied title does; the hold-out's share is the reference."""
+    from shopgen.inference import MAX_LISTED_VALUES, MIN_LEVEL_ROWS, covered_share
 
     out = {}
     for col in schema.of_type("categorical"):
         values = train[col.name].dropna().astype(str)
         counts = values.value_counts()
-        if len(counts) <= MIN_LEVEL_ROWS or covered_share(values) >= 0.5:
+        if len(counts) <= MIN_LEVEL_ROWS or (len(counts) <= MAX_LISTED_VALUES and covered_share(values) >= 0.5):
             continue
         rare = set(counts[counts < MIN_LEVEL_ROWS].index)
         drawn = other[col.name].dropna().astype(str)

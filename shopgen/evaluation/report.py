@@ -68,7 +68,7 @@ SCORE_INFO: list[tuple[str, str, str, str]] = [
     (r"dcr_median", "privacy", "real", "Median distance of a row to its nearest training row."),
     (r"exact_copies", "privacy", "lower", "Share of rows equal to a training row in every non-id column."),
     (r"rare_copies_(.+)", "privacy", "lower",
-     "Share of {0} values (a column of mostly unrepeated names) that fewer than five training rows carry."),
+     "Share of {0} values (a high-cardinality column) that fewer than five training rows carry."),
     (r"grid_share_(.+)", "tabular", "real",
      "Share of {0} values ending as the real ones commonly do (.99, .00, a last digit 9...): the real grid."),
     (r"utility", "utility", "higher",
