@@ -91,8 +91,9 @@ class Grid:
 
     @classmethod
     def from_schema(cls, schema: CatalogSchema, ranked: list[str], data: pd.DataFrame | None = None) -> Grid:
-        """`ranked`: level columns that may be learned by rank (those in no rule); `data`: the training rows,
-        which decide where a rule's low side is learned as a share."""
+        """`ranked`: level columns that may be learned by their slice (those in no rule); `data`: the training
+        rows, which give the slices' widths, the numbers to fill and flag, and where a rule's low side is
+        learned as a share."""
         grid = cls()
         for col in schema.learned_columns:
             if not col.is_numeric:
@@ -137,7 +138,8 @@ class Grid:
         return name in self.ranked and len(self.levels[name]) <= 2
 
     def encode(self, data: pd.DataFrame) -> pd.DataFrame:
-        """Ranked level columns as their level's index (0, 1, ...) and rule lows as shares: what the model learns."""
+        """What the model learns: rule lows as shares, ranked levels as points of their slices, and
+        mostly-missing numbers filled from their own values beside a missing-value flag."""
         out = data.copy()
         for low, high in self.shares.items():
             x, h = pd.to_numeric(out[low]).to_numpy(float), pd.to_numeric(out[high]).to_numpy(float)
