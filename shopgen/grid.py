@@ -12,6 +12,8 @@ restored after each draw:
   drawn in the real shares (the rest spread over the other endings) and moves to the nearest number
   with it, at most half a unit (or five for last digits) from where it was;
 - derived columns: computed from the others, so a total is always price x quantity;
+- datetimes on the real resolution: a log kept in whole minutes (or hours, or days) gives moments in whole
+  minutes, not the seconds a model draws;
 - missing values of a mostly-missing number (a rating 91 % of products lack): SDV fills them with the
   mean and flags them, so the model sees a spike at the mean and draws it back for rated rows; here they
   are filled with draws of the column's own values and flagged in a column of our own, so the values
@@ -88,6 +90,7 @@ class Grid:
     rules: list[tuple[str, str, bool]] = field(default_factory=list)
     shares: dict[str, str] = field(default_factory=dict)  # low column -> the high column it is a share of
     flagged: list[str] = field(default_factory=list)  # numbers whose missing values are filled and flagged
+    resolution: dict[str, tuple[str, str]] = field(default_factory=dict)  # datetime -> (format, pandas unit)
 
     @classmethod
     def from_schema(cls, schema: CatalogSchema, ranked: list[str], data: pd.DataFrame | None = None) -> Grid:
@@ -119,6 +122,12 @@ class Grid:
                     and data is not None and _share_varies_less(data[r.low], data[r.high])):
                 grid.shares[r.low] = r.high
         ruled = {n for r in schema.rules for n in (r.high, r.low)}
+        for col in schema.learned_columns:
+            if col.type == "datetime" and data is not None:
+                moments = col.parse_moments(data[col.name]).dropna()
+                unit = next((u for u in ("D", "h", "min", "s") if len(moments) and (moments == moments.dt.floor(u)).all()), None)
+                if unit is not None:
+                    grid.resolution[col.name] = (col.format, unit)
         if data is not None:
             grid.flagged = [c.name for c in schema.learned_columns if c.is_numeric and c.name not in ruled
                             and not grid.binary(c.name) and data[c.name].isna().mean() >= FLAG_MIN_MISSING
@@ -189,6 +198,9 @@ class Grid:
             if {high, low} & snapped and not strict and {high, low} <= set(rows.columns):
                 broken = (rows[low] > rows[high]).to_numpy()
                 rows.loc[broken, low] = rows.loc[broken, high]
+        for name, (layout, unit) in self.resolution.items():
+            moments = pd.to_datetime(rows[name], format=layout, errors="coerce").dt.round(unit)
+            rows[name] = moments.dt.strftime(layout).where(moments.notna(), None)
         for name, expr in self.derived.items():
             rows[name] = expr.evaluate(rows)
         return rows

@@ -349,3 +349,20 @@ def test_a_mostly_missing_number_keeps_its_shape_and_its_missing_share():
     real = df["rating"].value_counts(normalize=True)
     drawn = out["rating"].value_counts(normalize=True)
     assert (drawn.reindex(real.index) - real).abs().max() < 0.06  # SDV's mean fill put most rated rows at 4.0
+
+
+def test_sampled_datetimes_keep_the_real_resolution_and_order():
+    from shopgen.synthesizer import CatalogSynthesizer
+
+    rng = np.random.default_rng(8)
+    start = pd.Timestamp("2011-01-03 08:00") + pd.to_timedelta(rng.integers(0, 300 * 24 * 60, 500), unit="min")
+    end = start + pd.to_timedelta(rng.integers(0, 20 * 24 * 60, 500), unit="min")
+    layout = "%Y-%m-%d %H:%M:%S"
+    df = pd.DataFrame({"first_sale": start.strftime(layout), "last_sale": end.strftime(layout),
+                       "units": rng.integers(1, 500, 500)})
+    schema = infer_schema(df).schema
+    out = CatalogSynthesizer(schema, tabular="copula", show_progress=False).fit(df).sample(400, seed=3)
+    for col in ("first_sale", "last_sale"):
+        assert out[col].str.endswith(":00").all()  # whole minutes, as the real log
+        assert pd.to_datetime(out[col], format=layout).notna().all()
+    assert (out["last_sale"] >= out["first_sale"]).all()
