@@ -158,7 +158,7 @@ def sample(
     seed: int = typer.Option(0, help="Same seed, bundle and --text-workers give the same catalog."),
     where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
     temperature: float = typer.Option(None, min=0.05, max=5.0, help="Text sampling temperature (default: the bundle's, 1.0)."),
-    top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's; 0.8 for models fitted since 2026-12-03)."),
+    top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's own)."),
     guidance: float = typer.Option(None, min=0.0, max=10.0, help="Text classifier-free guidance: how hard the text follows its row (default: the bundle's; 0 is off). It steers the name and the description's first 32 tokens, which run the model twice per token; the rest follows them."),
     text_workers: int = typer.Option(None, "--text-workers", min=1, help="Processes writing text, one thread each (default: one per core torch uses; the text depends on it, as on the seed)."),
     guide_all_fields: bool = typer.Option(False, "--guide-all-fields", help="Guidance steers every text field, not only the name: a little more faithful text, for ~1.4x the text time."),

@@ -93,11 +93,12 @@ class Grid:
     resolution: dict[str, tuple[str, str]] = field(default_factory=dict)  # datetime -> (format, pandas unit)
 
     @classmethod
-    def from_schema(cls, schema: CatalogSchema, ranked: list[str], data: pd.DataFrame | None = None) -> Grid:
-        """`ranked`: level columns that may be learned by their slice (those in no rule); `data`: the training
-        rows, which give the slices' widths, the numbers to fill and flag, and where a rule's low side is
-        learned as a share."""
+    def from_schema(cls, schema: CatalogSchema, data: pd.DataFrame | None = None) -> Grid:
+        """`data`: the training rows, which give the slices' widths, the numbers to fill and flag, and where
+        a rule's low side is learned as a share. Level columns in a rule keep their scale (the rule is on
+        values); the others are learned by their slice."""
         grid = cls()
+        ruled = {n for r in schema.rules for n in (r.high, r.low)}
         for col in schema.learned_columns:
             if not col.is_numeric:
                 continue
@@ -105,7 +106,7 @@ class Grid:
             if col.values:
                 levels = np.array(sorted(float(v) for v in col.values))
                 grid.levels[col.name] = levels
-                if col.name in ranked:
+                if col.name not in ruled:
                     grid.ranked.add(col.name)
                     grid.cumulative[col.name] = _cumulative(levels, data[col.name] if data is not None else None)
             elif col.endings:
@@ -121,7 +122,6 @@ class Grid:
                     and low.min is not None and low.min >= 0 and high.min is not None and high.min >= 0
                     and data is not None and _share_varies_less(data[r.low], data[r.high])):
                 grid.shares[r.low] = r.high
-        ruled = {n for r in schema.rules for n in (r.high, r.low)}
         for col in schema.learned_columns:
             if col.type == "datetime" and data is not None:
                 moments = col.parse_moments(data[col.name]).dropna()

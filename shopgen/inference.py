@@ -140,6 +140,17 @@ def decide_column(name: str, series: pd.Series) -> tuple[Column, Decision]:
     return _string(name, present.astype(str), nullable)
 
 
+def name_like(values: pd.Series) -> bool:
+    """Mostly unrepeated levels (seller or product names): fewer than half the rows share a level."""
+    return values.nunique() > MIN_LEVEL_ROWS and covered_share(values) < CATEGORICAL_MIN_COVERED
+
+
+def rare_levels(values: pd.Series) -> set:
+    """Levels fewer than MIN_LEVEL_ROWS rows carry: a generated one may point at one real product or seller."""
+    counts = values.value_counts()
+    return set(counts[counts < MIN_LEVEL_ROWS].index)
+
+
 def covered_share(values: pd.Series) -> float:
     """Share of values that at least MIN_LEVEL_ROWS values share."""
     counts = values.value_counts()

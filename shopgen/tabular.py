@@ -10,8 +10,8 @@ Three things plain SDV lacks and a catalog needs:
   rare condition) is redrawn from the parent's own levels, for the same reason;
 - a categorical column that another one fixes in the training data (dmart's SubCategory fixes its
   Category) is derived from it after sampling, so a hierarchy stays a hierarchy;
-- numbers come out on the real grid: ordered levels (ratings, bucketed sales) are learned by their rank
-  and drawn back exactly, price endings (.99, .00, a last digit 9) are drawn in the real shares, and
+- numbers come out on the real grid (shopgen.grid): ordered levels (ratings, bucketed sales) are
+  learned in order and drawn back exactly, price endings (.99, .00, a last digit 9) are drawn in the real shares, and
   derived columns (a total, a discount %) are computed from the drawn ones, so they always agree;
 - the number of epochs is planned from a timed probe so a preset keeps its time budget on any catalog;
 - sampling is reproducible from a user seed, and conditional without collapsing on rare values.
@@ -32,7 +32,7 @@ import pandas as pd
 from shopgen.conditions import Conditions, matches
 from shopgen.errors import ShopgenError
 from shopgen.grid import Grid
-from shopgen.inference import MIN_LEVEL_ROWS, covered_share
+from shopgen.inference import name_like, rare_levels
 from shopgen.presets import TabularPreset
 from shopgen.progress import progress_bar
 from shopgen.schema import CatalogSchema
@@ -71,15 +71,12 @@ class TabularModel:
         start = time.perf_counter()
         self.columns_ = [c.name for c in schema.learned_columns]
         data = df[self.columns_].copy()
-        ruled = {n for r in schema.rules for n in (r.high, r.low)}
-        self.grid_ = Grid.from_schema(schema, [c.name for c in schema.learned_columns if c.name not in ruled], data)
+        self.grid_ = Grid.from_schema(schema, data)
         data = self.grid_.encode(data)
-        self.name_like_ = {}  # levels few rows carry, in columns made mostly of such levels: reported when drawn
-        for col in schema.of_type("categorical"):
-            values = df[col.name].dropna().astype(str)
-            counts = values.value_counts()
-            if col.name in self.columns_ and len(counts) > MIN_LEVEL_ROWS and covered_share(values) < 0.5:
-                self.name_like_[col.name] = set(counts[counts < MIN_LEVEL_ROWS].index)
+        self.name_like_ = {  # rare levels of name-like columns: reported when drawn
+            c.name: rare_levels(values) for c in schema.of_type("categorical")
+            if c.name in self.columns_ and name_like(values := df[c.name].dropna().astype(str))
+        }
         self.rare_ = {}
         for col in schema.of_type("categorical"):
             data[col.name], rare = _group_rare(data[col.name], self.preset.max_categories)

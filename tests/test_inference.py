@@ -265,7 +265,7 @@ def test_ranked_levels_keep_their_order_and_shares_and_decode_exactly():
     schema = CatalogSchema.from_dict({"name": "x", "columns": {
         "sold": {"type": "integer", "values": [1, 10, 100, 1000]}, "price": {"type": "numeric", "min": 0}}})
     df = pd.DataFrame({"sold": [1] * 60 + [10] * 30 + [100] * 9 + [1000], "price": np.arange(100.0)})
-    grid = Grid.from_schema(schema, ranked=["sold"], data=df)
+    grid = Grid.from_schema(schema, data=df)
     coded = grid.encode(df)["sold"].to_numpy()
     assert ((coded > 0) & (coded < 1)).all()
     assert all(coded[df["sold"] == a].max() < coded[df["sold"] == b].min() for a, b in [(1, 10), (10, 100), (100, 1000)])

@@ -111,15 +111,14 @@ def rare_copies(train: pd.DataFrame, other: pd.DataFrame, schema: CatalogSchema,
     """Per high-cardinality categorical column (more levels than a schema lists, or mostly unrepeated
     names): the share of values that fewer than five training rows carry. Such a value can point at one
     real product or seller, as a copied title does; the hold-out's share is the reference."""
-    from shopgen.inference import MAX_LISTED_VALUES, MIN_LEVEL_ROWS, covered_share
+    from shopgen.inference import MAX_LISTED_VALUES, name_like, rare_levels
 
     out = {}
     for col in schema.of_type("categorical"):
         values = train[col.name].dropna().astype(str)
-        counts = values.value_counts()
-        if len(counts) <= MIN_LEVEL_ROWS or (len(counts) <= MAX_LISTED_VALUES and covered_share(values) >= 0.5):
+        if values.nunique() <= MAX_LISTED_VALUES and not name_like(values):
             continue
-        rare = set(counts[counts < MIN_LEVEL_ROWS].index)
+        rare = rare_levels(values)
         drawn = other[col.name].dropna().astype(str)
         out[f"rare_copies_{col.name}{suffix}"] = float(drawn.isin(rare).mean()) if len(drawn) else 0.0
     return out
