@@ -155,7 +155,7 @@ class Grid:
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[low] = np.where(h > 0, x / h, np.where(np.isnan(x) | np.isnan(h), np.nan, 1.0))
         rng = np.random.default_rng(0)  # where in its slice each training value sits: fixed, so a fit repeats
-        for name in sorted(self.ranked):
+        for name in sorted(n for n in self.ranked if not self.binary(n)):  # two levels are learned as categories
             x = pd.to_numeric(out[name]).to_numpy(float)
             upper = self.cumulative[name]
             lower = np.concatenate([[0.0], upper[:-1]])
@@ -177,7 +177,7 @@ class Grid:
                 rows[name] = np.where(missing, np.nan, pd.to_numeric(rows[name], errors="coerce").to_numpy(float))
         for name, levels in self.levels.items():
             x = pd.to_numeric(rows[name], errors="coerce").to_numpy(float)
-            if name in self.ranked:
+            if name in self.ranked and not self.binary(name):
                 idx = np.clip(np.searchsorted(self.cumulative[name], np.nan_to_num(x), side="right"), 0, len(levels) - 1)
             else:
                 idx = _nearest(levels, x)

@@ -13,7 +13,8 @@ Three things plain SDV lacks and a catalog needs:
 - numbers come out on the real grid (shopgen.grid): ordered levels (ratings, bucketed sales) are
   learned in order and drawn back exactly, price endings (.99, .00, a last digit 9) are drawn in the real shares, and
   derived columns (a total, a discount %) are computed from the drawn ones, so they always agree;
-- the number of epochs is planned from a timed probe so a preset keeps its time budget on any catalog;
+- training stops at the first epoch that would end past the preset's time budget, so a preset keeps its
+  budget on any catalog (a larger catalog gets fewer epochs, not a longer wait);
 - sampling is reproducible from a user seed, and conditional without collapsing on rare values.
 """
 
@@ -40,8 +41,6 @@ from shopgen.schema import CatalogSchema
 KINDS = ("ctgan", "tvae", "copula")
 TABLE = "catalog"
 OTHER = "__shopgen_other__"
-PROBE_ROWS = 1000
-PROBE_EPOCHS = 2
 MAX_DRAW_FACTOR = 200  # give up on conditions that fewer than 1 in 200 drawn rows meet
 MAX_BATCH = 50_000
 
@@ -116,38 +115,34 @@ class TabularModel:
                     self.synth_.fit_processed_data(processed)
                 self.epochs_ = 0
             else:
-                self.epochs_ = self.epochs or self._plan_epochs(processed, budget - (time.perf_counter() - start))
-                self.synth_._model_kwargs["epochs"] = self.epochs_
+                self.synth_._model_kwargs["epochs"] = self.epochs or self.preset.epochs
                 _seed_everything(self.seed)
-                self._fit_with_progress(processed, show_progress)
+                self._fit_with_progress(processed, show_progress, None if self.epochs else start + budget)
+                losses = getattr(self.synth_._model, "loss_values", None)
+                self.epochs_ = int(losses["Epoch"].max()) + 1 if losses is not None and len(losses) else 0
         self.fit_seconds_ = round(time.perf_counter() - start, 1)
         return self
 
-    def _plan_epochs(self, processed: dict, seconds_left: float) -> int:
-        """Time a short fit on a subsample, extrapolate to the full data, and fit what the budget allows."""
-        table = processed[TABLE]
-        probe = table.sample(min(len(table), PROBE_ROWS), random_state=self.seed)
-        self.synth_._model_kwargs["epochs"] = PROBE_EPOCHS
-        marks = self._watch_epochs(lambda: self.synth_.fit_processed_data({TABLE: probe}), None)
-        setup, per_epoch = marks[0], (marks[-1] - marks[0]) / max(len(marks) - 1, 1)
-        scale = len(table) / len(probe)
-        affordable = (seconds_left - (marks[-1] if marks else 0) - setup * scale) / max(per_epoch * scale, 1e-6)
-        self.probe_ = {"rows": len(probe), "setup_s": round(setup, 2), "epoch_s": round(per_epoch, 3)}
-        return int(max(1, min(self.preset.epochs, affordable)))
+    def _fit_with_progress(self, processed: dict, show_progress: bool, deadline: float | None) -> None:
+        """Fit with a bar of epochs; with a deadline the bar's total is an upper bound, closed at the end."""
+        total = self.synth_._model_kwargs["epochs"]
+        info = f"{deadline - time.perf_counter():.0f} s budget" if deadline else ""
+        done = [0]
 
-    def _fit_with_progress(self, processed: dict, show_progress: bool) -> None:
-        with progress_bar(show_progress) as bar:
-            task = bar.add_task(f"fit {self.kind.upper()}", total=self.epochs_, info="")
-            self._watch_epochs(
-                lambda: self.synth_.fit_processed_data(processed),
-                lambda done: bar.update(task, completed=done),
-            )
+        def on_epoch(k: int) -> None:
+            done[0] = k
+            bar.update(task, completed=k)
 
-    def _watch_epochs(self, fit, on_epoch) -> list[float]:
-        """Run `fit` in a thread and record when the model starts and finishes each epoch.
+        with progress_bar(show_progress) as bar, _epoch_deadline(deadline):
+            task = bar.add_task(f"fit {self.kind.upper()}", total=total, info=info)
+            self._watch_epochs(lambda: self.synth_.fit_processed_data(processed), on_epoch)
+            bar.update(task, total=max(done[0], 1), completed=max(done[0], 1))
+
+    def _watch_epochs(self, fit, on_epoch) -> None:
+        """Run `fit` in a thread and report each finished epoch to `on_epoch`.
 
         SDV offers no callback; ctgan's models append one row per epoch to `loss_values`, which the
-        main thread polls. The first mark is when training began (after ctgan's own preprocessing).
+        main thread polls.
         """
         old = self.synth_._model
         errors: list[BaseException] = []
@@ -159,29 +154,18 @@ class TabularModel:
                 errors.append(exc)
 
         thread = threading.Thread(target=run, daemon=True)
-        t0 = time.perf_counter()
         thread.start()
-        marks: list[float] = []
         seen = -1
         while thread.is_alive():
             thread.join(0.05)
             model = self.synth_._model
             losses = getattr(model, "loss_values", None) if model is not None and model is not old else None
-            if losses is None:
-                continue
-            if not marks:
-                marks.append(time.perf_counter() - t0)
-            done = 0 if losses.empty else int(losses["Epoch"].max()) + 1
+            done = 0 if losses is None or losses.empty else int(losses["Epoch"].max()) + 1
             if done > seen:
-                marks.extend([time.perf_counter() - t0] * (done - max(seen, 0)))
                 seen = done
-                if on_epoch:
-                    on_epoch(done)
+                on_epoch(done)
         if errors:
             raise errors[0]
-        if on_epoch:
-            on_epoch(self.epochs_)
-        return marks or [time.perf_counter() - t0]
 
     def sample(self, n: int, seed: int, conditions: Conditions | None = None) -> pd.DataFrame:
         """`n` rows meeting `conditions` (checked ones, see shopgen.conditions); same seed, same rows.
@@ -442,6 +426,50 @@ def _seed_everything(seed: int) -> None:
 
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+class _Until:
+    """ctgan's epoch loop, ended before an epoch that would finish past `deadline` (the first one always runs)."""
+
+    def __init__(self, loop: Any, deadline: float) -> None:
+        self.loop, self.deadline = loop, deadline
+
+    def __iter__(self):
+        last = None
+        for epoch in self.loop:
+            now = time.perf_counter()
+            if last is not None and now + (now - last) > self.deadline:
+                return
+            last = now
+            yield epoch
+
+    def __getattr__(self, name: str) -> Any:  # set_description and the like
+        return getattr(self.loop, name)
+
+
+@contextlib.contextmanager
+def _epoch_deadline(deadline: float | None):
+    """Bound CTGAN/TVAE training by time rather than epochs.
+
+    ctgan fixes its epoch count before its own preprocessing, whose cost grows with the catalog in a way
+    a probe on a subsample mis-predicts (flipkart: 16 of 60 s used); both models iterate epochs through
+    their module's `tqdm`, which is wrapped here so the loop ends on time, after a whole epoch.
+    """
+    if deadline is None:
+        yield
+        return
+    from ctgan.synthesizers import ctgan as ctgan_module
+    from ctgan.synthesizers import tvae as tvae_module
+
+    modules = [m for m in (ctgan_module, tvae_module) if hasattr(m, "tqdm")]
+    originals = [m.tqdm for m in modules]
+    for module, original in zip(modules, originals):
+        module.tqdm = lambda *a, _t=original, **k: _Until(_t(*a, **k), deadline)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, originals):
+            module.tqdm = original
 
 
 @contextlib.contextmanager

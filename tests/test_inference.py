@@ -279,6 +279,19 @@ def test_ranked_levels_keep_their_order_and_shares_and_decode_exactly():
     assert ends == [1, 1000]
 
 
+
+def test_two_level_columns_are_learned_as_their_two_values():
+    """A flag (0/1) is a category to the model: slice points would make it a column of distinct floats."""
+    schema = CatalogSchema.from_dict({"name": "x", "columns": {
+        "express": {"type": "integer", "values": [0, 1]}, "price": {"type": "numeric", "min": 0}}})
+    df = pd.DataFrame({"express": [0] * 70 + [1] * 30, "price": np.arange(100.0)})
+    grid = Grid.from_schema(schema, data=df)
+    assert grid.binary("express")
+    coded = grid.encode(df)["express"]
+    assert sorted(coded.unique()) == [0, 1]
+    assert grid.decode(pd.DataFrame({"express": coded, "price": df["price"]}), np.random.default_rng(0))["express"] \
+        .tolist() == df["express"].tolist()
+
 # ---- end to end: what the synthesizer writes keeps the grid, the levels and the relations ------------
 def test_sampled_rows_keep_relations_levels_and_endings():
     from shopgen.synthesizer import CatalogSynthesizer

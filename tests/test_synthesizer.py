@@ -126,3 +126,16 @@ def test_text_workers_give_the_same_catalog_for_the_same_seed(tiny_synth):
     assert not synth.sample(40, seed=5, text_workers=1)["name"].equals(two["name"])
     with pytest.raises(ShopgenError, match="text_workers 0 is below 1"):
         synth.sample(3, seed=4, text_workers=0)
+
+
+def test_tabular_training_stops_at_the_time_budget_not_the_epoch_count(sample_schema, sample_df):
+    """A preset is a time budget: an epoch count that would take hours ends when the budget does."""
+    from shopgen.presets import TabularPreset
+    from shopgen.tabular import TabularModel
+
+    preset = TabularPreset(epochs=1_000_000, batch_size=100, max_seconds=3, max_categories=30)
+    model = TabularModel("ctgan", preset, seed=0).fit(sample_schema, sample_df.head(400), show_progress=False)
+    assert 1 <= model.epochs_ < 1_000_000
+    assert len(model.sample(20, seed=1)) == 20
+    explicit = TabularModel("ctgan", preset, epochs=2, seed=0).fit(sample_schema, sample_df.head(400), show_progress=False)
+    assert explicit.epochs_ == 2  # epochs the user asks for are trained whatever the budget
