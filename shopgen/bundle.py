@@ -1,27 +1,38 @@
 """The saved model bundle: a directory written atomically whose files are checked before use.
 
-`manifest.json` records versions and the sha256 of every file; `load` verifies all of them before it
-unpickles anything, so a tampered or truncated bundle is refused instead of executed.
+`manifest.json` records versions and the sha256 of every file; loading verifies all of them first, so
+a truncated or accidentally changed bundle is refused. Hashes stored beside the files do not stop
+someone who can write the folder (they re-hash); two things do:
+- nothing in a bundle can run code when loaded: weights are safetensors, the tabular model is read by
+  an allow-list unpickler (shopgen.safepickle), the schema and manifest are data;
+- with `SHOPGEN_BUNDLE_KEY` set, bundles are signed (HMAC-SHA256 over the manifest, which holds every
+  file's hash) and only bundles signed with that key load: for teams that move bundles between machines.
+
+A bundle is only ever written over a bundle: `--out` naming a folder of other files is refused, so a
+typo never deletes someone's data.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
 from shopgen.errors import BundleError
+from shopgen.tempfiles import remove_stale, temp_path
 
 # 2: the tabular model derives columns another column fixes and draws rare levels within a parent
 # column (its pickle has `derived_`, `rare_parents_`, `rare_order_`); a format-1 bundle cannot sample.
 # 3: it redraws levels their parent never had (`coherent_`).
-FORMAT_VERSION = 3
+# 4: the tabular model is a pickle without tensors plus tabular.safetensors, read by an allow-list unpickler.
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
+KEY_ENV = "SHOPGEN_BUNDLE_KEY"
 
 
 def _sha256(path: Path) -> str:
@@ -42,14 +53,39 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _signature(manifest: dict, key: str) -> str:
+    body = json.dumps({k: v for k, v in manifest.items() if k != "signature"}, sort_keys=True, default=str)
+    return hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def check_bundle_target(target: str | Path) -> None:
+    """Refuse to write a bundle where it would replace something that is not a bundle."""
+    target = Path(target)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise BundleError(f"--out {str(target)!r} exists and is not a folder; give a new path or a bundle to replace")
+    if target.is_dir() and any(target.iterdir()) and not _is_bundle(target):
+        raise BundleError(
+            f"--out {str(target)!r} is a folder that is not a shopgen bundle; refusing to replace it "
+            "(give a new path, an empty folder or an existing bundle)"
+        )
+
+
+def _is_bundle(path: Path) -> bool:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest and isinstance(manifest.get("files"), dict)
+
+
 def write_bundle(target: str | Path, fill: Callable[[Path], dict]) -> Path:
     """`fill(tmpdir)` writes the files and returns extra manifest fields; then the directory is swapped in."""
     target = Path(target)
+    check_bundle_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    tmp.chmod(0o777 & ~mask)  # mkdtemp makes 0700
+    remove_stale(target)
+    tmp = temp_path(target)
+    tmp.mkdir()
     try:
         extra = fill(tmp)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
@@ -59,10 +95,14 @@ def write_bundle(target: str | Path, fill: Callable[[Path], dict]) -> Path:
             **extra,
             "files": {p.relative_to(tmp).as_posix(): _sha256(p) for p in files},
         }
+        key = os.environ.get(KEY_ENV)
+        if key:
+            manifest["signature"] = _signature(manifest, key)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         old = None
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            check_bundle_target(target)  # still a bundle (or empty) at the moment it is moved aside
+            old = temp_path(target)
             os.replace(target, old)
         os.replace(tmp, target)
         if old is not None:
@@ -83,6 +123,15 @@ def verify_bundle(path: str | Path) -> dict:
         files = manifest["files"]
     except (OSError, ValueError, KeyError):
         raise BundleError(f"{str(path)!r} is not a shopgen bundle (no readable {MANIFEST}); refit it") from None
+    if not isinstance(files, dict):
+        raise BundleError(f"{str(path)!r} is not a shopgen bundle ({MANIFEST} lists no files); refit it")
+    key = os.environ.get(KEY_ENV)
+    if key:
+        signature = manifest.get("signature")
+        if not isinstance(signature, str) or not hmac.compare_digest(signature, _signature(manifest, key)):
+            state = (f"is not signed, and {KEY_ENV} is set" if signature is None
+                     else f"has a signature that does not match the key in {KEY_ENV}")
+            raise BundleError(f"bundle {str(path)!r} {state}; refusing it (refit it with the key set, or unset the key)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"bundle {str(path)!r} has format {manifest.get('format_version')}, this shopgen reads format "
@@ -93,6 +142,8 @@ def verify_bundle(path: str | Path) -> dict:
         odd = sorted(present ^ set(files))[:3]
         raise BundleError(f"bundle {str(path)!r} has missing or unexpected files {odd}; refusing to load it")
     for name, digest in files.items():
+        if (path / name).is_symlink() or not (path / name).resolve().is_relative_to(path.resolve()):
+            raise BundleError(f"bundle {str(path)!r}: {name} is a link; refusing to load it")
         if _sha256(path / name) != digest:
             raise BundleError(f"bundle {str(path)!r}: {name} does not match its recorded sha256; refusing to load a modified bundle")
     return manifest

@@ -105,10 +105,11 @@ def fit(
     text_base: str = typer.Option(None, help="Local Hugging Face causal-LM checkpoint to fine-tune instead of training from scratch."),
     text_precision: str = typer.Option(
         "fp32", help="Text training floats: fp32, bf16 (autocast), or auto (bf16 where this CPU runs it faster)."),
-    seed: int = typer.Option(0, help="Training seed."),
+    seed: int = typer.Option(0, min=0, help="Training seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Learn a catalog: tabular model, then text model; writes a bundle directory."""
+    from shopgen.bundle import check_bundle_target
     from shopgen.presets import get_preset
     from shopgen.schema import CatalogSchema
     from shopgen.sources import read_catalog
@@ -117,6 +118,7 @@ def fit(
 
     if tabular not in KINDS:
         raise ShopgenError(f"--tabular {tabular!r} is unknown; use one of {', '.join(KINDS)}")
+    check_bundle_target(out)
     get_preset(preset)
     check_precision(text_precision, "--text-precision")
     if text_base is not None and not Path(text_base).is_dir():
@@ -125,7 +127,7 @@ def fit(
     df = read_catalog(data)
     if cat is None:
         cat = CatalogSchema.infer(df, name=Path(data).stem)
-    cat.check_frame(df, source=data)
+    cat.check_training(df, source=data)
     from shopgen.synthesizer import CatalogSynthesizer
 
     t0 = time.perf_counter()
@@ -155,7 +157,7 @@ def sample(
     bundle: str = typer.Argument(..., help="Model bundle directory written by `shopgen fit`."),
     n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to write."),
     output: str = typer.Option(..., "-o", "--output", help="Output file (.csv, .parquet, .jsonl) or database URL (sqlite:///x.db, postgresql://…, mysql://…)."),
-    seed: int = typer.Option(0, help="Same seed, bundle and --text-workers give the same catalog."),
+    seed: int = typer.Option(0, min=0, help="Same seed, bundle and --text-workers give the same catalog."),
     where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
     temperature: float = typer.Option(None, min=0.05, max=5.0, help="Text sampling temperature (default: the bundle's, 1.0)."),
     top_p: float = typer.Option(None, min=0.05, max=1.0, help="Text nucleus sampling mass (default: the bundle's own)."),
@@ -166,7 +168,8 @@ def sample(
     text_precision: str = typer.Option(None, "--text-precision", help="Type of the text decoder's matmuls: fp32, bf16, int8 (weights and activations quantized), or auto (the default: the faster of bf16 and int8 where a timing, taken once a machine, finds it 1.25x fp32's speed; else fp32)."),
     allow_copies: bool = typer.Option(False, help="Keep generated texts that copy a training text."),
     table: str = typer.Option(None, "--table", help="Table, when -o is a database (default: the schema's name)."),
-    if_exists: str = typer.Option("fail", "--if-exists", help="When -o is a database and the table exists: fail, replace or append."),
+    if_exists: str = typer.Option(None, "--if-exists", help="When the output exists: a file's replace (default) or fail; a database table's fail (default), replace or append."),
+    csv_raw: bool = typer.Option(False, "--csv-raw", help="Write CSV text cells as they are, even those a spreadsheet would run as a formula (= + - @); by default they get a leading apostrophe."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Generate N valid rows from a bundle and write them atomically (a file, or a database table)."""
@@ -180,7 +183,10 @@ def sample(
         from shopgen.text.precision import check as check_precision
 
         check_precision(text_precision, "--text-precision", SAMPLING_PRECISIONS)
-    target = check_target(output)
+    from shopgen.synthesizer import check_rows
+
+    check_rows(n, seed)
+    target = check_target(output, if_exists)
     verify_bundle(bundle)
     schema = CatalogSchema.from_yaml(Path(bundle) / "schema.yaml")
     conditions = parse_where(where or [], schema)
@@ -188,7 +194,7 @@ def sample(
         from shopgen.db import check
 
         table = table or schema.name
-        check(target, table, if_exists, schema)  # connection and table state, before any row is generated
+        check(target, table, if_exists or "fail", schema)  # connection and table state, before any row is generated
     from shopgen.sinks import write
     from shopgen.synthesizer import CatalogSynthesizer
 
@@ -198,7 +204,7 @@ def sample(
                            temperature=temperature, top_p=top_p, guidance=guidance, text_workers=text_workers,
                            guide_all_fields=guide_all_fields, text_precision=text_precision,
                            guided_tokens=guided_tokens)
-    write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=not quiet)
+    write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=not quiet, raw=csv_raw)
     where_to = target if isinstance(target, Path) else f"table {table!r} in {target}"
     s = synth.last_sample_stats_
     _out(
@@ -221,7 +227,7 @@ def seed_cmd(
     table: str = typer.Option(..., "--table", help="Table to fill; created from the bundle's schema."),
     n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to load."),
     if_exists: str = typer.Option("fail", "--if-exists", help="If the table exists: fail, replace or append."),
-    seed: int = typer.Option(0, help="Same seed, bundle and batch size give the same rows."),
+    seed: int = typer.Option(0, min=0, help="Same seed, bundle and batch size give the same rows."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Rows generated and loaded per batch."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -234,6 +240,9 @@ def seed_cmd(
 
     if if_exists not in IF_EXISTS:
         raise ShopgenError(f"--if-exists {if_exists!r} is unknown; use one of {', '.join(IF_EXISTS)}")
+    from shopgen.synthesizer import check_rows
+
+    check_rows(n, seed, streamed=True)
     target = parse_target(db)
     check_table_name(table)
     verify_bundle(bundle)
@@ -293,7 +302,7 @@ def evaluate_cmd(
     minimum: list[str] = typer.Option(None, "--min", help="Gate SCORE=VALUE: exit 1 if the score is below VALUE (repeatable)."),
     maximum: list[str] = typer.Option(None, "--max", help="Gate SCORE=VALUE: exit 1 if the score is above VALUE (repeatable)."),
     target: str = typer.Option(None, "--target", help="Column the utility model predicts (default: the main price)."),
-    seed: int = typer.Option(0, help="Seed of the hold-out split and of sampled rows."),
+    seed: int = typer.Option(0, min=0, help="Seed of the hold-out split and of sampled rows."),
 ) -> None:
     """Score a synthetic catalog against the real one: fidelity, text, privacy, utility; exit 1 on a missed gate."""
     from shopgen.evaluation.command import run_evaluate_cli

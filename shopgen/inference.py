@@ -31,7 +31,7 @@ import pandas as pd
 from shopgen.errors import SchemaError
 from shopgen.expressions import Expression
 from shopgen.grid import ending_keys
-from shopgen.schema import CatalogSchema, Column, Rule
+from shopgen.schema import CatalogSchema, Column, Rule, within_decimals
 
 MIN_LEVEL_ROWS = 5  # a level shared by this many rows can be learned (and is no one product's value)
 CATEGORICAL_MIN_COVERED = 0.5  # categorical: at least half the rows carry such a level
@@ -281,7 +281,7 @@ def _unit(name: str, values: np.ndarray) -> tuple[str | None, str]:
 def _decimals(values: np.ndarray) -> int | None:
     """The fewest decimals that represent every value, or None when there are more than MAX_DECIMALS."""
     for d in range(MAX_DECIMALS + 1):
-        if np.allclose(np.round(values, d), values, rtol=0, atol=1e-9 * max(1.0, float(np.abs(values).max()))):
+        if within_decimals(values, d).all():
             return d
     return None
 

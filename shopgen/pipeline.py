@@ -120,6 +120,7 @@ def fit(
     With `epochs` and `text_epochs` set and time budgets that are not reached, training is
     deterministic for a seed, so two runs of the same config give the same bundle contents.
     """
+    from shopgen.bundle import check_bundle_target
     from shopgen.presets import get_preset
     from shopgen.schema import CatalogSchema
     from shopgen.sources import read_catalog
@@ -128,6 +129,7 @@ def fit(
     t0 = time.perf_counter()
     if tabular not in KINDS:
         raise ShopgenError(f"tabular {tabular!r} is unknown; use one of {', '.join(KINDS)}")
+    check_bundle_target(out)
     get_preset(preset)
     epochs, batch_size = _int(epochs, "epochs", 1), _int(batch_size, "batch_size", 10)
     text_epochs, seed = _int(text_epochs, "text_epochs", 1), _int(seed, "seed", 0) or 0
@@ -139,7 +141,7 @@ def fit(
     df = read_catalog(data)
     if cat is None:
         cat = CatalogSchema.infer(df, name=Path(data).stem)
-    cat.check_frame(df, source=str(data))
+    cat.check_training(df, source=str(data))
     from shopgen.synthesizer import CatalogSynthesizer
 
     synth = CatalogSynthesizer(
@@ -185,12 +187,12 @@ def _conditions(value: Any, schema: Any) -> dict[str, Any] | None:
                        "or a list like ['category=Shoes', 'price=10..50']")
 
 
-def _file_target(output: str) -> Path:
+def _file_target(output: str, if_exists: str | None) -> Path:
     """A pipeline owns its work folder: the output's folder is created, then checked like the CLI does."""
     from shopgen.sinks import check_target
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    return check_target(output)
+    return check_target(output, if_exists)
 
 
 def sample(
@@ -200,7 +202,7 @@ def sample(
     seed: int | str = 0,
     conditions: Mapping[str, Any] | list[str] | str | None = None,
     table: str | None = None,
-    if_exists: str = "fail",
+    if_exists: str | None = None,
     temperature: float | str | None = None,
     top_p: float | str | None = None,
     guidance: float | str | None = None,
@@ -210,9 +212,11 @@ def sample(
     guide_all_fields: bool | str = False,
     text_precision: str | None = None,
     guided_tokens: int | str | None = None,
+    csv_raw: bool | str = False,
 ) -> dict[str, Any]:
     """`shopgen sample`: `rows` valid rows from `bundle`, written atomically to a file (.csv, .parquet,
-    .jsonl) or a database URL (`table` defaults to the schema's name). Same bundle and seed, same rows."""
+    .jsonl) or a database URL (`table` defaults to the schema's name). Same bundle and seed, same rows.
+    `if_exists`: a file's replace (default) or fail; a table's fail (default), replace or append."""
     from shopgen.bundle import verify_bundle
     from shopgen.db import is_db_target
     from shopgen.schema import CatalogSchema
@@ -229,9 +233,9 @@ def sample(
         from shopgen.db import check
 
         table = _text(table) or schema.name
-        target: Any = check(output, table, if_exists, schema)  # connection and table state, before generating
+        target: Any = check(output, table, if_exists or "fail", schema)  # connection and table state, before generating
     else:
-        target, table = _file_target(output), None
+        target, table = _file_target(output, _text(if_exists)), None
     from shopgen.sinks import write
     from shopgen.synthesizer import CatalogSynthesizer
 
@@ -244,7 +248,8 @@ def sample(
                            text_precision=_text(text_precision),
                            guided_tokens=_int(guided_tokens, "guided_tokens", 0))
     t1 = time.perf_counter()
-    write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=show)
+    write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=show,
+          raw=_bool(csv_raw, "csv_raw"))
     s = synth.last_sample_stats_
     return {
         "step": "sample",
@@ -516,14 +521,14 @@ def _substitute(value: Any, variables: Mapping[str, Any], where: str) -> Any:
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """['rows=100', 'seed=7'] -> {'rows': 100, 'seed': 7}; values are read as YAML scalars."""
-    import yaml
+    from shopgen.schema import load_yaml
 
     out: dict[str, Any] = {}
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ShopgenError(f"--set {item!r} is not NAME=VALUE; write e.g. --set rows=1000")
-        out[name.strip()] = yaml.safe_load(value) if value.strip() else ""
+        out[name.strip()] = load_yaml(value) if value.strip() else ""
     return out
 
 
@@ -558,6 +563,8 @@ def load_config(
     """
     import yaml
 
+    from shopgen.schema import load_yaml
+
     if isinstance(config, Mapping):
         doc, base, label = dict(config), Path.cwd(), "pipeline config"
     else:
@@ -565,7 +572,9 @@ def load_config(
         if not path.is_file():
             raise ShopgenError(f"pipeline config {str(path)!r} does not exist; check the path")
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = load_yaml(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ShopgenError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         except yaml.YAMLError as exc:
             first = str(exc).splitlines()[0]
             raise ShopgenError(f"{path}: not valid YAML ({first}); fix the file") from None

@@ -26,6 +26,35 @@ _COLUMN_KEYS = {
     "type", "nullable", "min", "max", "decimals", "values", "pattern", "max_length", "conditioned_on",
     "unit", "derived", "endings", "format",
 }
+MAX_SCHEMA_BYTES = 10 * 2**20  # a schema is a page of YAML; a bigger file is a mistake or an attack
+DECIMALS_TOLERANCE = 1e-9  # relative: 5.8100000000000005 has 2 decimals (float noise), 5.8101 has 4
+
+
+def within_decimals(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Which values have at most `decimals` decimals, float noise forgiven: one rule for infer and validate."""
+    values = np.asarray(values, dtype=float)
+    return np.abs(np.round(values, decimals) - values) <= DECIMALS_TOLERANCE * np.maximum(1.0, np.abs(values))
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a schema never needs them, and nested aliases expand into
+    billions of nodes from a few hundred bytes (the "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.constructor.ConstructorError(None, None, "aliases (*name) are not allowed; write the values out", mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None):
+            raise yaml.constructor.ConstructorError(None, None, "anchors (&name) are not allowed; write the values out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """Safe YAML as a user's file may be read: plain data, no tags, no anchors or aliases."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+
+
 _SORTABLE = re.compile(r"%Y(?:[-/.]%m(?:[-/.]%d(?:[ T]%H(?::%M(?::%S(?:\.%f)?)?)?)?)?)?")
 _RULE_RE = re.compile(r"^\s*(.+?)\s*(>=|<=|>|<)\s*(.+?)\s*$")
 _FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">"}
@@ -177,13 +206,30 @@ class CatalogSchema:
         if not isinstance(cols, dict) or not cols:
             raise SchemaError(f"{source}: 'columns' must be a non-empty mapping of column name to spec")
         columns = []
+        _scalar(raw.get("name"), source, "name")
+        if raw.get("primary_key") is not None and not isinstance(raw.get("primary_key"), str):
+            raise SchemaError(f"{source}: primary_key must be one column's name, got {_short(raw.get('primary_key'))}; "
+                              "shopgen keys a catalog by a single id column")
         for name, spec in cols.items():
+            if not isinstance(name, str | int) or isinstance(name, bool):
+                raise SchemaError(f"{source}: column name {_short(name)} must be text")
             if not isinstance(spec, dict):
                 raise SchemaError(f"{source}: column {name!r} must be a mapping like {{type: numeric}}")
             bad = set(spec) - _COLUMN_KEYS
             if bad:
-                raise SchemaError(f"{source}: column {name!r} has unknown key(s) {sorted(bad)}; allowed: {sorted(_COLUMN_KEYS)}")
+                raise SchemaError(f"{source}: column {name!r} has unknown key(s) {sorted(map(str, bad))}; allowed: {sorted(_COLUMN_KEYS)}")
+            for key in ("type", "pattern", "unit", "format"):
+                _scalar(spec.get(key), source, f"column {name!r} {key}")
+            if spec.get("nullable") is not None and not isinstance(spec.get("nullable"), bool):
+                raise SchemaError(f"{source}: column {name!r} has nullable={_short(spec.get('nullable'))}; write true or false")
             values = spec.get("values")
+            if values is not None and (not isinstance(values, list) or not values
+                                       or not all(isinstance(v, str | int | float) and v == v for v in values)):
+                raise SchemaError(f"{source}: column {name!r} has values={_short(values)}; give a list of plain values "
+                                  "like [S, M, L] or [1, 2, 3]")
+            conditioned = spec.get("conditioned_on")
+            if conditioned is not None and (not isinstance(conditioned, list) or not all(isinstance(c, str) for c in conditioned)):
+                raise SchemaError(f"{source}: column {name!r} has conditioned_on={_short(conditioned)}; give a list of column names")
             columns.append(Column(
                 name=str(name),
                 type=str(spec.get("type", "")),
@@ -201,7 +247,7 @@ class CatalogSchema:
                 format=None if spec.get("format") is None else str(spec["format"]),
             ))
         rules = raw.get("rules") or []
-        if not isinstance(rules, list):
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
             raise SchemaError(f"{source}: 'rules' must be a list like ['list_price >= price']")
         return cls(
             name=str(raw.get("name") or "catalog"),
@@ -224,8 +270,13 @@ class CatalogSchema:
         path = Path(path)
         if not path.is_file():
             raise SchemaError(f"schema file {str(path)!r} does not exist; pass a YAML schema or run 'shopgen schema infer DATA -o {path}'")
+        if path.stat().st_size > MAX_SCHEMA_BYTES:
+            raise SchemaError(f"schema file {str(path)!r} is {path.stat().st_size:,} bytes, over the {MAX_SCHEMA_BYTES:,} "
+                              "a schema may be; give the YAML schema, not the data")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise SchemaError(f"schema file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             line = f" line {where.line + 1}" if where else ""
@@ -368,6 +419,48 @@ class CatalogSchema:
                 raise SchemaError(f"{source}: column {col.name!r} is entirely empty but not nullable in the schema")
         return out
 
+    def check_training(self, df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
+        """`check_frame`, and every value as validate would judge it: a model fitted on rows that break the
+        schema learns values its own output may not have (and redraws them forever)."""
+        out = self.check_frame(df, source)
+        for col in self.columns:
+            self._check_values(col, out[col.name], source)
+        pk = self.primary_key
+        if pk and out[pk].duplicated().any():
+            row = int(np.flatnonzero(out[pk].duplicated().to_numpy())[0])
+            raise SchemaError(f"{source}: primary_key {pk!r} repeats {_short(out[pk].iloc[row], 40)} (row {row}); "
+                              "keys must be unique: fix the data or drop primary_key from the schema")
+        return out
+
+    @staticmethod
+    def _check_values(col: Column, values: pd.Series, source: str) -> None:
+        """What validate would reject in training data, named by column, first row and fix: a model fitted on
+        it would learn values its own output may not have."""
+        def fail(mask: np.ndarray, what: str, fix: str) -> None:
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                raise SchemaError(f"{source}: column {col.name!r} {what} in {len(rows)} row(s), first row {int(rows[0])} "
+                                  f"({_short(values.iloc[int(rows[0])], 40)}); {fix}")
+
+        if not col.nullable:
+            fail(values.isna().to_numpy(), "is empty", "fill them, drop those rows, or set nullable: true")
+        if col.is_numeric:
+            x = values.to_numpy(float)
+            if col.min is not None:
+                fail(x < col.min, f"is below min {col.min}", "fix those rows or lower min")
+            if col.max is not None:
+                fail(x > col.max, f"is above max {col.max}", "fix those rows or raise max")
+            if col.decimals is not None and col.type == "numeric":
+                fail(~np.isnan(x) & ~within_decimals(np.nan_to_num(x), col.decimals),
+                     f"has more than {col.decimals} decimals", "round them or raise decimals")
+            if col.type == "integer":
+                fail(~np.isnan(x) & ~within_decimals(np.nan_to_num(x), 0), "is not a whole number",
+                     "round them or declare the column numeric")
+        if col.values is not None:
+            known = set(map(str, col.values)) | {str(float(v)) for v in col.values if _is_number(v)}
+            fail(values.notna().to_numpy() & ~values.map(lambda v: str(v) in known).to_numpy(),
+                 f"holds a value outside its {len(col.values)} values", "add it to values or fix those rows")
+
     def cast(self, df: pd.DataFrame) -> pd.DataFrame:
         """Give generated columns the schema's order, rounding and dtypes."""
         out = pd.DataFrame(index=df.index)
@@ -394,11 +487,21 @@ class CatalogSchema:
         return replace(self, columns=tuple(changes.get(c.name, c) for c in self.columns))
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _scalar(value: Any, source: str, what: str) -> None:
+    if value is not None and (isinstance(value, dict | list) or not isinstance(value, str | int | float)):
+        raise SchemaError(f"{source}: {what} must be a single value, got {_short(value)}")
+
+
 def _number(value: Any, source: str, name: str, key: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SchemaError(f"{source}: column {name!r} has {key}={value!r}; it must be a number")
+    if not _is_number(value):
+        raise SchemaError(f"{source}: column {name!r} has {key}={_short(value)}; it must be a finite number")
     return float(value) if isinstance(value, float) else int(value)
 
 

@@ -32,4 +32,22 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
         raise ShopgenError(f"cannot read {str(path)!r} as {suffix[1:]} ({first}); check the file") from None
     if len(df) == 0:
         raise ShopgenError(f"input file {str(path)!r} has no rows; give a catalog with rows")
+    if suffix == ".csv":
+        _refuse_duplicate_headers(path)
     return df
+
+
+def _refuse_duplicate_headers(path: Path) -> None:
+    """pandas renames a second 'price' to 'price.1' without a word; two columns of one name are a mistake."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            header = next(csv.reader(fh), [])
+    except csv.Error:
+        return  # pandas read it; its own parser is the judge of the header's syntax
+    seen: set[str] = set()
+    twice = [h for h in header if h in seen or seen.add(h)]
+    if twice:
+        raise ShopgenError(f"{str(path)!r} has the column name(s) {sorted(set(twice))[:5]} more than once; "
+                           "rename them so each column has its own name")

@@ -9,7 +9,6 @@ new draws, so `sample(n)` returns exactly n valid rows or raises ValidationFaile
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shopgen import safepickle
 from shopgen.bundle import verify_bundle, write_bundle
 from shopgen.conditions import Conditions, check
 from shopgen.errors import ShopgenError, ValidationFailed
@@ -32,6 +32,23 @@ from shopgen.validation import ValidationResult, validate
 
 MAX_ROUNDS = 10
 TEXT_DIR = "text"
+
+
+MIN_TRAINING_ROWS = 20  # fewer rows than this are a list to copy, not a distribution to learn
+MAX_ROWS = 10_000_000  # `sample` holds every row in memory: ~1-2 KB a row with its text
+MAX_STREAMED_ROWS = 100_000_000  # `iter_sample` holds one batch, and the primary keys it has given out
+
+
+def check_rows(n: int, seed: int = 0, streamed: bool = False) -> None:
+    """Refuse a row count or seed that cannot work before any model is loaded or row drawn."""
+    most = MAX_STREAMED_ROWS if streamed else MAX_ROWS
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ShopgenError(f"asked for {n!r} rows; ask for a whole number, at least 1")
+    if n > most:
+        how = "in one load" if streamed else "in memory; seed a database (streamed in batches) for more"
+        raise ShopgenError(f"asked for {n:,} rows, above the {most:,} shopgen writes {how}")
+    if not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ShopgenError(f"seed {seed!r} is not a whole number from 0 to 2**63 - 1; use e.g. --seed 0")
 
 
 class CatalogSynthesizer:
@@ -70,7 +87,10 @@ class CatalogSynthesizer:
         from shopgen.text.model import TextModel
 
         p = get_preset(self.preset)
-        df = self.schema.check_frame(data)
+        df = self.schema.check_training(data)
+        if len(df) < MIN_TRAINING_ROWS:
+            raise ShopgenError(f"the catalog has {len(df)} rows; shopgen learns from at least {MIN_TRAINING_ROWS} "
+                               "(a model of fewer could only repeat them)")
         t0 = time.perf_counter()
         self.tabular_model_ = TabularModel(
             self.tabular, p.tabular, epochs=self.epochs, batch_size=self.batch_size,
@@ -112,8 +132,7 @@ class CatalogSynthesizer:
         `text_precision`: the type of the text decoder's matmuls, "fp32", "bf16", "int8" or "auto" (the
         default: the faster of bf16 and int8 where a timing finds it faster than fp32, else fp32; README).
         """
-        if n < 1:
-            raise ShopgenError(f"asked for {n} rows; ask for at least 1")
+        check_rows(n, seed)
         if guidance is not None and guidance < 0:
             raise ShopgenError(f"guidance {guidance} is negative; use 0 (off) or more (e.g. 1.0)")
         if text_workers is not None and text_workers < 1:
@@ -202,6 +221,7 @@ class CatalogSynthesizer:
         Primary keys stay unique across batches (each batch's draw only knows its own). The first batch
         uses `seed` itself, so one batch equals `sample(n, seed)`.
         """
+        check_rows(n, seed, streamed=True)
         pk = self.schema.primary_key
         pattern = self.schema.column(pk).pattern if pk else None
         seen: set[str] = set()
@@ -220,8 +240,7 @@ class CatalogSynthesizer:
     def save(self, path: str | Path) -> Path:
         def fill(tmp: Path) -> dict:
             (tmp / "schema.yaml").write_text(self.schema.to_yaml(), encoding="utf-8")
-            with (tmp / "tabular.pkl").open("wb") as fh:
-                pickle.dump(self.tabular_model_, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            safepickle.dump(self.tabular_model_, tmp / "tabular.pkl", tmp / "tabular.safetensors")
             if self.text_model_ is not None:
                 self.text_model_.save_pretrained(tmp / TEXT_DIR)
             return {
@@ -235,15 +254,15 @@ class CatalogSynthesizer:
 
     @classmethod
     def load(cls, path: str | Path, show_progress: bool = True) -> CatalogSynthesizer:
-        """Verify every file's hash, then unpickle: a modified bundle is refused before it can run code."""
+        """Verify the bundle (hashes, and the signature when a key is set), then read it with nothing able to
+        run code: safetensors weights and an allow-list unpickler (shopgen.safepickle)."""
         from shopgen.text.model import TextModel
 
         path = Path(path)
         manifest = verify_bundle(path)
         schema = CatalogSchema.from_yaml(path / "schema.yaml")
         self = cls(schema, tabular=manifest["tabular"], preset=manifest["preset"], show_progress=show_progress)
-        with (path / "tabular.pkl").open("rb") as fh:
-            self.tabular_model_ = pickle.load(fh)
+        self.tabular_model_ = safepickle.load(path / "tabular.pkl", path / "tabular.safetensors")
         text_dir = path / TEXT_DIR
         self.text_model_ = TextModel.from_pretrained(text_dir, get_preset(self.preset).text) if text_dir.is_dir() else None
         self.n_training_rows_ = manifest["training_rows"]

@@ -120,6 +120,7 @@ class TabularModel:
                 self._fit_with_progress(processed, show_progress, None if self.epochs else start + budget)
                 losses = getattr(self.synth_._model, "loss_values", None)
                 self.epochs_ = int(losses["Epoch"].max()) + 1 if losses is not None and len(losses) else 0
+        _drop_unused_fakers(self.synth_)
         self.fit_seconds_ = round(time.perf_counter() - start, 1)
         return self
 
@@ -419,6 +420,17 @@ def _build(kind: str, metadata: Any, epochs: int, batch_size: int) -> Any:
     from sdv.single_table import TVAESynthesizer
 
     return TVAESynthesizer(metadata, epochs=epochs, batch_size=batch_size, enable_gpu=False, **common)
+
+
+def _drop_unused_fakers(synth: Any) -> None:
+    """SDV keeps a Faker per personal-data type, ready for columns this model never has; Faker pickles its
+    methods through `getattr`, a name the bundle loader must not admit (shopgen.safepickle). Drop them."""
+    from rdt.transformers.pii.anonymizer import AnonymizedFaker
+
+    processor = getattr(synth, "_data_processor", None)
+    defaults = getattr(processor, "_transformers_by_sdtype", None)
+    if isinstance(defaults, dict):
+        processor._transformers_by_sdtype = {k: v for k, v in defaults.items() if not isinstance(v, AnonymizedFaker)}
 
 
 def _seed_everything(seed: int) -> None:

@@ -13,9 +13,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from shopgen.schema import CatalogSchema
+from shopgen.schema import CatalogSchema, within_decimals
 
 EXAMPLES = 3
+EXAMPLE_CHARS = 60  # an example cell is shown this long at most: a 10 MB cell is a mistake to point at, not print
 
 
 @dataclass
@@ -108,10 +109,15 @@ def _suite(schema: CatalogSchema):
 def validate(df: pd.DataFrame, schema: CatalogSchema) -> ValidationResult:
     """Run the schema's suite on `df`; every failing row position is in `result.bad_rows`."""
     definition, suite = _suite(schema)
-    frame = df.reset_index(drop=True)
+    frame, unreadable = _parsed(df.reset_index(drop=True), schema)
     res = definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format="COMPLETE")
     result = ValidationResult(n_rows=len(frame), labels=[e.meta["label"] for e in suite.expectations])
     bad: set[int] = set()
+    for label, (rows, examples) in unreadable.items():
+        result.labels.append(label)
+        result.failures[label] = len(rows)
+        result.examples[label] = examples
+        bad.update(rows)
     missing = set(schema.names) - set(frame.columns)
     for r in res.results:
         if r.success:
@@ -127,8 +133,40 @@ def validate(df: pd.DataFrame, schema: CatalogSchema) -> ValidationResult:
             errors = [v.get("exception_message", "") for v in (r.exception_info or {}).values() if isinstance(v, dict)]
             result.examples[label] = [e for e in errors if e][:1]
         else:
-            result.examples[label] = list(r.result.get("partial_unexpected_list") or [])[:EXAMPLES]
+            result.examples[label] = [_shorten(v) for v in list(r.result.get("partial_unexpected_list") or [])[:EXAMPLES]]
+        rows = [i for i in rows if not any(int(i) in u for u, _ in unreadable.values())] if unreadable else rows
+        if not rows:
+            continue  # only the unreadable cells failed it: reported once, as unreadable
         result.failures[label] = len(rows)
         bad.update(int(i) for i in rows)
     result.bad_rows = np.array(sorted(bad), dtype=int)
     return result
+
+
+def _shorten(value: object) -> object:
+    if isinstance(value, str) and len(value) > EXAMPLE_CHARS:
+        return value[:EXAMPLE_CHARS] + f"… ({len(value):,} chars)"
+    return value
+
+
+def _parsed(frame: pd.DataFrame, schema: CatalogSchema) -> tuple[pd.DataFrame, dict[str, tuple[set[int], list]]]:
+    """Numbers read as numbers before the suite runs, so one bad cell fails its row, not the whole column;
+    values within float noise of their decimals rounded to them (the tolerance inference uses)."""
+    unreadable: dict[str, tuple[set[int], list]] = {}
+    frame = frame.copy()
+    for col in schema.columns:
+        if not col.is_numeric or col.name not in frame:
+            continue
+        raw = frame[col.name]
+        x = pd.to_numeric(raw, errors="coerce")
+        broken = x.isna() & raw.notna()
+        if broken.any():
+            rows = set(np.flatnonzero(broken.to_numpy()).tolist())
+            unreadable[f"{col.name}: a number"] = (rows, [_shorten(v) for v in raw[broken].iloc[:EXAMPLES]])
+        values = x.to_numpy(float)
+        decimals = 0 if col.type == "integer" else col.decimals
+        if decimals is not None:
+            near = ~np.isnan(values) & within_decimals(np.nan_to_num(values), decimals)
+            values = np.where(near, np.round(values, decimals), values)
+        frame[col.name] = values
+    return frame, unreadable

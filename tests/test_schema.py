@@ -180,3 +180,24 @@ def test_text_with_carriage_returns_and_newlines_round_trips_through_every_forma
         assert len(back) == 5, suffix
         assert back["name"].tolist() == df["name"].tolist(), suffix
         assert back["price"].equals(df["price"]), suffix
+
+
+@pytest.mark.parametrize(("column", "value", "needle"), [
+    ("a", 1.234, "'a' has more than 2 decimals in 1 row(s), first row 1"),
+    ("a", -1.0, "'a' is below min 0"),
+    ("n", 1.5, "'n' is not a whole number"),
+    ("c", "XL", "'c' holds a value outside its 2 values"),
+    ("c", None, "'c' is empty in 1 row(s)"),
+])
+def test_training_rows_that_break_the_schema_are_refused_by_column_and_row(column, value, needle):
+    schema = CatalogSchema.from_dict({"name": "x", "columns": {
+        "a": {"type": "numeric", "decimals": 2, "min": 0}, "n": {"type": "integer"},
+        "c": {"type": "categorical", "values": ["S", "M"]}}})
+    ok = pd.DataFrame({"a": [1.25, 5.8100000000000005], "n": [1, 2], "c": ["S", "M"]})
+    schema.check_training(ok)  # float noise within the decimals is no error
+    bad = ok.astype(object)
+    bad.loc[1, column] = value
+    with pytest.raises(SchemaError) as err:
+        schema.check_training(bad)
+    assert needle in str(err.value)
+    schema.check_frame(bad)  # parsing alone (evaluate's, on synthetic rows) does not judge values

@@ -76,8 +76,9 @@ class ShopgenFitOperator(ShopgenOperator):
 class ShopgenSampleOperator(ShopgenOperator):
     """Generate `rows` valid rows into a file (.csv, .parquet, .jsonl) or a database URL (`shopgen sample`).
 
-    `conditions` is a mapping like {"category": "Shoes", "price": [10, 50]}; `table` and `if_exists`
-    apply when `output` is a database.
+    `conditions` is a mapping like {"category": "Shoes", "price": [10, 50]}; `table` applies when `output`
+    is a database; `if_exists` to a file (replace, fail) or a table (fail, replace, append); `csv_raw` writes
+    CSV cells a spreadsheet would run as formulas as they are.
     """
 
     step = "sample"
@@ -90,15 +91,16 @@ class ShopgenSampleOperator(ShopgenOperator):
                  "temperature": "temperature", "top_p": "top_p", "guidance": "guidance",
                  "allow_copies": "allow_copies", "text_workers": "text_workers",
                  "guide_all_fields": "guide_all_fields", "text_precision": "text_precision",
-                 "guided_tokens": "guided_tokens"}
+                 "guided_tokens": "guided_tokens", "csv_raw": "csv_raw"}
 
     def __init__(
         self, *, bundle: str, rows: int | str, output: str, seed: int | str = 0,
-        conditions: Mapping[str, Any] | None = None, table: str | None = None, if_exists: str = "fail",
+        conditions: Mapping[str, Any] | None = None, table: str | None = None, if_exists: str | None = None,
         temperature: float | str | None = None, top_p: float | str | None = None,
         guidance: float | str | None = None, allow_copies: bool = False,
         text_workers: int | str | None = None, guide_all_fields: bool | str = False,
-        text_precision: str | None = None, guided_tokens: int | str | None = None, **kwargs: Any,
+        text_precision: str | None = None, guided_tokens: int | str | None = None, csv_raw: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         # BaseOperator.output is Airflow's XComArg of this task, so the target lives in output_path
@@ -106,7 +108,7 @@ class ShopgenSampleOperator(ShopgenOperator):
         self.conditions, self.table, self.if_exists = conditions, table, if_exists
         self.temperature, self.top_p, self.guidance, self.allow_copies = temperature, top_p, guidance, allow_copies
         self.text_workers, self.guide_all_fields, self.text_precision = text_workers, guide_all_fields, text_precision
-        self.guided_tokens = guided_tokens
+        self.guided_tokens, self.csv_raw = guided_tokens, csv_raw
 
 
 class ShopgenValidateOperator(ShopgenOperator):

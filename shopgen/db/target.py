@@ -20,7 +20,10 @@ SCHEMES = {
     "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql", "mariadb+pymysql": "mariadb+pymysql",
 }
-CONNECT_TIMEOUT_S = 5
+CONNECT_TIMEOUT_S = 5  # connecting and the login handshake: a server that accepts and never answers fails here
+IO_TIMEOUT_S = 600  # one read or write of an open connection (a batch, a commit): a hung server fails, a slow one is waited for
+PG_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 6,
+                "tcp_user_timeout": IO_TIMEOUT_S * 1000}
 EXAMPLES = "sqlite:///shop.db, postgresql://user@host:5432/db or mysql://user@host:3306/db"
 
 
@@ -44,10 +47,15 @@ class DbTarget:
         """An engine without a pool: one load, one connection, closed when done."""
         args: dict[str, Any] = {}
         if self.family == "postgresql":
-            args = {"connect_timeout": CONNECT_TIMEOUT_S}
+            args = {"connect_timeout": CONNECT_TIMEOUT_S, **PG_KEEPALIVE}
         elif self.family == "mysql":
-            args = {"connect_timeout": CONNECT_TIMEOUT_S, "local_infile": True}
-        return sa.create_engine(self.url, poolclass=NullPool, connect_args=args)
+            # PyMySQL reads the login handshake under read_timeout: short while connecting, long once in
+            args = {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": CONNECT_TIMEOUT_S,
+                    "write_timeout": CONNECT_TIMEOUT_S, "local_infile": True}
+        engine = sa.create_engine(self.url, poolclass=NullPool, connect_args=args)
+        if self.family == "mysql":
+            sa.event.listen(engine, "connect", _longer_mysql_timeouts)
+        return engine
 
     def connect(self) -> Any:
         """A DBAPI connection (sqlite3, psycopg or PyMySQL); a refusal becomes one line a user can act on."""
@@ -59,6 +67,12 @@ class DbTarget:
                 f"cannot connect to {self} ({reason}); check that the server is running and the URL's "
                 "host, port, user and database are right"
             ) from None
+
+
+def _longer_mysql_timeouts(dbapi_connection: Any, _record: Any) -> None:
+    """PyMySQL applies these per socket read and write; it has no public setter."""
+    dbapi_connection._read_timeout = IO_TIMEOUT_S
+    dbapi_connection._write_timeout = IO_TIMEOUT_S
 
 
 def driver_errors() -> tuple[type[Exception], ...]:

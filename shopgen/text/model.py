@@ -68,7 +68,11 @@ class TextModel:
         self.format_ = PromptFormat.fit(schema, df)
         columns = self.format_.text_columns
         prompts = self.format_.prompts(df)
-        texts = {c: [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in df[c]] for c in columns}
+        # cut to the schema's max_length first: one 10 MB cell would otherwise hold the tokenizer's training for
+        # minutes, outside any time budget, for text the model may never write
+        limit = {c: int(schema.column(c).max_length) for c in columns}
+        texts = {c: [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)[:limit[c]] for v in df[c]]
+                 for c in columns}
         if self.base:
             self.tokenizer_ = load_base_tokenizer(self.base, self.format_.special_tokens)
             self.model_ = _load_causal_lm(self.base)
@@ -82,7 +86,7 @@ class TextModel:
             block = self.preset.block_size
             self.model_ = GPT2LMHeadModel(_gpt2_config(self.preset, self.tokenizer_, block))
         self.nullable_ = {c: schema.column(c).nullable for c in columns}
-        self.max_length_ = {c: int(schema.column(c).max_length) for c in columns}
+        self.max_length_ = limit
         prompt_ids = self._encode(prompts)
         text_ids = {c: self._encode([t or "" for t in texts[c]]) for c in columns}
         self.caps_ = _field_caps(prompt_ids, text_ids, block)
