@@ -183,7 +183,7 @@ def sample(
         from shopgen.text.precision import check as check_precision
 
         check_precision(text_precision, "--text-precision", SAMPLING_PRECISIONS)
-    from shopgen.synthesizer import check_rows
+    from shopgen.limits import check_rows
 
     check_rows(n, seed)
     target = check_target(output, if_exists)
@@ -240,7 +240,7 @@ def seed_cmd(
 
     if if_exists not in IF_EXISTS:
         raise ShopgenError(f"--if-exists {if_exists!r} is unknown; use one of {', '.join(IF_EXISTS)}")
-    from shopgen.synthesizer import check_rows
+    from shopgen.limits import check_rows
 
     check_rows(n, seed, streamed=True)
     target = parse_target(db)

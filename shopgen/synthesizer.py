@@ -22,6 +22,7 @@ from shopgen.bundle import verify_bundle, write_bundle
 from shopgen.conditions import Conditions, check
 from shopgen.errors import ShopgenError, ValidationFailed
 from shopgen.ids import generate_ids
+from shopgen.limits import check_rows, check_training_rows
 from shopgen.presets import get_preset
 from shopgen.schema import CatalogSchema
 from shopgen.tabular import TabularModel
@@ -32,23 +33,6 @@ from shopgen.validation import ValidationResult, validate
 
 MAX_ROUNDS = 10
 TEXT_DIR = "text"
-
-
-MIN_TRAINING_ROWS = 20  # fewer rows than this are a list to copy, not a distribution to learn
-MAX_ROWS = 10_000_000  # `sample` holds every row in memory: ~1-2 KB a row with its text
-MAX_STREAMED_ROWS = 100_000_000  # `iter_sample` holds one batch, and the primary keys it has given out
-
-
-def check_rows(n: int, seed: int = 0, streamed: bool = False) -> None:
-    """Refuse a row count or seed that cannot work before any model is loaded or row drawn."""
-    most = MAX_STREAMED_ROWS if streamed else MAX_ROWS
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ShopgenError(f"asked for {n!r} rows; ask for a whole number, at least 1")
-    if n > most:
-        how = "in one load" if streamed else "in memory; seed a database (streamed in batches) for more"
-        raise ShopgenError(f"asked for {n:,} rows, above the {most:,} shopgen writes {how}")
-    if not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
-        raise ShopgenError(f"seed {seed!r} is not a whole number from 0 to 2**63 - 1; use e.g. --seed 0")
 
 
 class CatalogSynthesizer:
@@ -88,9 +72,7 @@ class CatalogSynthesizer:
 
         p = get_preset(self.preset)
         df = self.schema.check_training(data)
-        if len(df) < MIN_TRAINING_ROWS:
-            raise ShopgenError(f"the catalog has {len(df)} rows; shopgen learns from at least {MIN_TRAINING_ROWS} "
-                               "(a model of fewer could only repeat them)")
+        check_training_rows(len(df))
         t0 = time.perf_counter()
         self.tabular_model_ = TabularModel(
             self.tabular, p.tabular, epochs=self.epochs, batch_size=self.batch_size,
