@@ -33,9 +33,9 @@ class TextPreset:
     dropout: float = 0.0  # a few epochs in a budget underfit; dropout's bernoulli alone was 8 % of a step
     unconditional_share: float = 0.1  # rows trained after an empty prompt, for classifier-free guidance
     field_balance: float = 0.5  # 0: every text token weighs the same in the loss; 1: every text field does
-    lead_repeats: int = 0  # extra passes per epoch over each row cut after its first text field (README: lead passes)
-    rare_lead_boost: float = 0.0  # rows of rare condition levels get up to (1 + this) x lead_repeats (README: lead passes)
-    lead_next_tokens: int = 0  # lead passes also carry this many tokens of the second text field (README: lead passes)
+    lead_repeats: int = 0  # extra passes per epoch over each row cut after its first text field (docs/text-model.md: lead passes)
+    rare_lead_boost: float = 0.0  # rows of rare condition levels get up to (1 + this) x lead_repeats (docs/text-model.md: lead passes)
+    lead_next_tokens: int = 0  # lead passes also carry this many tokens of the second text field (docs/text-model.md: lead passes)
 
 
 @dataclass(frozen=True)

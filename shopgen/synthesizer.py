@@ -108,11 +108,11 @@ class CatalogSynthesizer:
         The same seed and `text_workers` give the same catalog. Texts are written for the conditioned rows,
         so they agree with the conditions too. `text_workers`: processes writing text, one thread each
         (default: one per torch thread). `guide_all_fields`: guidance steers every text field, not only the
-        first (the name): a little more faithful text, for ~1.4x the text time (README: guidance).
+        first (the name): a little more faithful text, for ~1.4x the text time (docs/text-model.md: guidance).
         `guided_tokens`: how many of the description's first tokens guidance still steers (default: the
         bundle's, 32), where the description picks its topic; 0 steers the name only.
         `text_precision`: the type of the text decoder's matmuls, "fp32", "bf16", "int8" or "auto" (the
-        default: the faster of bf16 and int8 where a timing finds it faster than fp32, else fp32; README).
+        default: the faster of bf16 and int8 where a timing finds it faster than fp32, else fp32; docs/text-model.md).
         """
         check_rows(n, seed)
         if guidance is not None and guidance < 0:

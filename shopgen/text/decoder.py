@@ -9,12 +9,11 @@ a new row while the others keep going (continuous batching). Its attention runs 
 architectures (a `--text-base` checkpoint) go through `HFDecoder`.
 
 `SlotDecoder(..., precision="bf16")` runs the weight matmuls on bf16 copies of the weights (inputs cast
-to bf16, outputs back to fp32; layer norms, residuals, attention and the draw stay fp32): where the CPU
-multiplies bf16 natively (AMX), a 256-row step's matmuls, casts included, took 0.35 of their fp32 time
-(5.2 against 15.1 ms, one thread; 0.60 at 64 rows). `precision="int8"` packs int8 weights (one scale per
-output channel) for torch's dynamic quantized linear, which quantizes each matmul's input per call: on
-AVX2, where bf16 is emulated, a 256-row step's matmuls ran 1.81x fp32's (Zen 3, one thread; 1.45-1.88x
-by shape), at ~2 % relative error in a projection's output.
+to bf16, outputs back to fp32; layer norms, residuals, attention and the draw stay fp32): it pays where
+the CPU multiplies bf16 natively. `precision="int8"` packs int8 weights (one scale per output channel)
+for torch's dynamic quantized linear, which quantizes each matmul's input per call: it pays where bf16 is
+emulated, at ~2 % relative error in a projection's output. Which one a machine runs faster is measured,
+not assumed (precision.py); the timings are in benchmarks/results/.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
 """The training loss's last layer: projection onto the vocabulary and cross-entropy in one autograd step.
 
-Unfused, a `small` step on dmart (~1,300 labelled tokens, 8,192 tokens of vocabulary) makes the logits
-(43 MB) and then passes over tensors of that size six times: log-softmax and its output, the NLL's
-zero-filled gradient, the log-softmax backward. Those passes were 12 % of a step on a 2-core Zen 4
-capped at AVX2 (the torch profiler), more than attention. Here each block of rows keeps its logits,
-their log-sum-exp and nothing else; the backward turns them into the softmax's gradient in place, a
-block at a time while it is in cache: 116 against 153 ms for the loss, forward and backward, at that
-shape on 2 threads, of which ~110 are the three matmuls that remain.
+Unfused, a `small` step (~1,300 labelled tokens, 8,192 tokens of vocabulary) makes the logits (43 MB)
+and then passes over tensors of that size six times: log-softmax and its output, the NLL's zero-filled
+gradient, the log-softmax backward; in the torch profiler those passes cost more than attention. Here
+each block of rows keeps its logits, their log-sum-exp and nothing else; the backward turns them into
+the softmax's gradient in place, a block at a time while it is in cache, so what remains of the loss's
+time is the three matmuls.
 """
 
 from __future__ import annotations

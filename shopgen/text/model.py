@@ -318,7 +318,7 @@ def _lead_repeats(schema: CatalogSchema, df: pd.DataFrame, conditions: list[str]
     A row's rarity is the inverse geometric mean of its categorical conditions' level shares, over the
     median row's; rows rarer than the median get `lead_repeats` x min(rarity, 1 + rare_lead_boost)
     passes. The first text field is what says what a product is, and rows of rare levels had too few
-    passes to learn it (README: lead passes). Measured on dmart against the mean of each condition's
+    passes to learn it (docs/text-model.md: lead passes). Measured on dmart against the mean of each condition's
     (median share / own share), which gave rare categories more passes (School Supplies 12, not 8) and
     cost descriptions 11 % of their epochs: category consistency 0.78 against 0.82 (seed 0, same session).
     """

@@ -6,7 +6,7 @@ CPUs without them (AVX2) emulate bf16 and train ~10x slower. Instruction flags a
 kernels, the VM's CPUID), so "auto" decides by timings, taken once a machine and kept (machine.py): a
 seeded sample must not change with the load a fresh timing would see. Training's "auto" chooses between
 fp32 and bf16; fp32 stays its default: on dmart `small`, bf16's extra epochs lowered validation loss but
-category consistency fell from 0.83 to 0.70 (README, Presets).
+category consistency fell from 0.83 to 0.70 (docs/text-model.md).
 Sampling defaults to "auto" (sampler.SamplingConfig): the faster of bf16 and int8 (decoder.py) on a
 decoding step's projection, where it beats fp32, else fp32. Both round the same model's logits, and the
 scores did not move (bf16 on an AMX Xeon, 10 seeds; int8 on a Zen 3 and a Zen 4, 6 seeds each: category
