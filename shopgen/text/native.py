@@ -7,9 +7,8 @@
   with a scale per vector (`quantize`).
 - draw.c: top-k, top-p and the categorical draw of every row in one pass over its logits, where torch
   takes ~15 calls a step.
-- gelu.c: GPT-2's tanh GELU in one vectorised pass: 1.0 ms less a step at 256 slots on one thread
-  (26.7 against 25.7 ms, paired, dmart `small`); and its forward and backward for training (`GeluTanh`),
-  where torch's were 8 % of a `small` step on a Zen 4 capped at AVX2.
+- gelu.c: GPT-2's tanh GELU in one vectorised pass, for sampling and for training's forward and backward
+  (`GeluTanh`), where torch's elementwise ops were a measurable share of a `small` step.
 
 All go into one library, built with the machine's C compiler (`cc -O3 -march=native -fopenmp`, 0.2 s on
 a project machine) into the machine cache (machine.py), under a name keyed by the sources, the flags and

@@ -8,11 +8,10 @@ seeded sample must not change with the load a fresh timing would see. Training's
 fp32 and bf16; fp32 stays its default: on dmart `small`, bf16's extra epochs lowered validation loss but
 category consistency fell from 0.83 to 0.70 (docs/text-model.md).
 Sampling defaults to "auto" (sampler.SamplingConfig): the faster of bf16 and int8 (decoder.py) on a
-decoding step's projection, where it beats fp32, else fp32. Both round the same model's logits, and the
-scores did not move (bf16 on an AMX Xeon, 10 seeds; int8 on a Zen 3 and a Zen 4, 6 seeds each: category
-consistency 0.786 against 0.792 and 0.822 against 0.814). Guided sampling on one Zen 4 thread: int8 1.73x
-fp32's tokens/s, bf16 1.43x; int8 1.66x fp32's sampling time on a Zen 3. torch deprecates the quantized
-tensors its int8 kernels take: where they are gone, the timing fails and "auto" does not pick int8.
+decoding step's projection, where it beats fp32, else fp32. Both round the same model's logits, and over
+several seeds the text scores did not move (docs/text-model.md; benchmarks/results/text_generation*.md).
+torch deprecates the quantized tensors its int8 kernels take: where they are gone, the timing fails and
+"auto" does not pick int8.
 """
 
 from __future__ import annotations

@@ -42,31 +42,19 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Defaults chosen on dmart's `small` model (benchmarks/results/text_sampling.md): top-k 50 beat 256 on
-    category consistency in two runs (0.65 vs 0.63, 0.68 vs 0.64) and brings name distinct-2 nearer real
-    text (0.93 vs 0.96-0.97; real 0.88), faster; a cooler temperature turns descriptions into stock
-    phrases (65 % at 0.8, real 36 %). Top-p 0.8 against 0.95 (a later model, 2026-12-03): category
-    consistency 0.739 against 0.715 (4 and 6 seeds), name distinct-2 0.80-0.82 against 0.85 (real 0.88).
-    `batch_size` is rows per step; by default MODEL_ROWS model rows. Unguided, batch 256 ran 1.16x and 1.42x
-    batch 128 (two rounds; dmart `small`, 2,048 rows, 2 cores, benchmarks/results/text_generation.md).
-    Guidance 1 raised consistency from 0.59 to 0.67 and from 0.70 to 0.76 on two models, and cut stock-
-    phrase descriptions (40 -> 35 %, 29 -> 23 %; real 36 %), for 1.8-2.0x the time; guidance 2 gained
-    0.01 more on both and made one model's names repetitive (distinct-2 0.80, real 0.88).
+    """How text is drawn. Defaults were chosen by measurement on real catalogs (docs/text-model.md,
+    benchmarks/results/text_sampling.md): top-k 50 and top-p 0.8 gave the most category-faithful text
+    with name diversity nearest real text's; a cooler temperature turns descriptions into stock phrases.
+
+    `batch_size`: rows per step (default MODEL_ROWS). `guidance`: classifier-free guidance strength (1 raised
+    category consistency and cut stock phrases for ~2x the time; 2 made names repetitive).
     `guided_fields`: how many text fields, from the first, guidance steers (None: all of them);
-    `guided_tokens`: how many of the next field's first tokens it still steers. Unguided descriptions read as
-    another product's and pulled the name-and-description classifier below the name alone (0.80 against
-    0.88); steering the description's first 32 tokens, where it picks its topic, raised category
-    consistency from 0.804 to 0.829 (6 seeds, better on each; 8 and 16 tokens 0.822 and 0.820; every field
-    0.825) for no measured time on dmart (a bf16 `small` model, Zen 4; descriptions average ~140 tokens).
-    `workers` is processes of one thread each, each sampling a shard of the rows (shards.py); by default one
-    per torch thread. `precision` is the number type of the decoder's weight matmuls (GPT-2 models): "auto"
-    takes the faster of bf16 and int8 where a timing kept per machine finds it 1.25x fp32's speed
-    (text/precision.py). On an AMX Xeon, bf16 ran 1.25x fp32's tokens/s with the same scores over 10 seeds
-    (category consistency 0.765 against 0.755, price coherence 0.441 against 0.453;
-    benchmarks/results/text_sampling_amx_bf16.md). int8 quantizes the weights per output channel and each
-    matmul's input per call: on a Zen 3 (AVX2) it ran 1.32x fp32's tokens/s guided and 1.48x unguided
-    (benchmarks/results/text_generation_zen3_int8.md), on one Zen 4 thread 1.73x (bf16 1.43x), with the
-    same scores over 6 seeds on each (0.798 against 0.804, 0.822 against 0.814)."""
+    `guided_tokens`: how many of the next field's first tokens it still steers, where a description picks
+    its topic. `workers`: processes of one thread each, each sampling a shard of the rows (shards.py;
+    default one per torch thread). `precision`: the number type of the decoder's weight matmuls (GPT-2
+    models); "auto" takes the faster of bf16 and int8 where a timing kept per machine finds it 1.25x fp32's
+    speed (precision.py), at unchanged text scores.
+    """
 
     temperature: float = 1.0
     top_p: float = 0.8
