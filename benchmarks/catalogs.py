@@ -174,6 +174,8 @@ def run_one(catalog: str, path: Path, args: argparse.Namespace, out: dict) -> di
     done("fit", t0)
     out["fit_seconds"] = getattr(synth, "fit_seconds_", None)
     out["tabular_epochs"] = getattr(getattr(synth, "tabular_model_", None), "epochs_", None)
+    out["tabular_kind"] = getattr(getattr(synth, "tabular_model_", None), "kind_", args.tabular)
+    out["tabular_selection"] = getattr(getattr(synth, "tabular_model_", None), "selection_", None) or None
     text_stats = getattr(getattr(synth, "text_model_", None), "stats_", None)
     out["text_epochs"] = getattr(text_stats, "epochs", None)
 
@@ -524,7 +526,10 @@ def _timings(res: dict) -> list[str]:
     run = res.get("run") or {}
     parts = [f"{k} {v:.1f} s" for k, v in sec.items() if _num(v) is not None]
     if fit:
-        parts.append(f"fit split: tabular {fit.get('tabular', 'n/a')} s, {res.get('tabular_epochs') or 'n/a'} epochs; "
+        chosen = res.get("tabular_selection")
+        picked = (f" ({res.get('tabular_kind')}, chosen by detection AUC: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in chosen.items()) + ")") if chosen else ""
+        parts.append(f"fit split: tabular {fit.get('tabular', 'n/a')} s{picked}, {res.get('tabular_epochs') or 'n/a'} epochs; "
                      f"text {fit.get('text', 'n/a')} s, {_f(res.get('text_epochs'), 2)} epochs")
     out = [f"Timings: {', '.join(parts) or 'n/a'}; {_f(res.get('seconds_total'), 1)} s in all."]
     if run:

@@ -229,6 +229,7 @@ class CatalogSynthesizer:
                 "schema": self.schema.to_dict(), "training_rows": self.n_training_rows_,
                 "tabular": self.tabular, "preset": self.preset, "fit_seconds": self.fit_seconds_,
                 "tabular_epochs": getattr(self.tabular_model_, "epochs_", None),
+                "tabular_kind": self.tabular_model_.kind_, "tabular_selection": self.tabular_model_.selection_,
                 "text_training": self.text_model_.stats_.to_dict() if self.text_model_ else None,
             }
 

@@ -139,3 +139,34 @@ def test_tabular_training_stops_at_the_time_budget_not_the_epoch_count(sample_sc
     assert len(model.sample(20, seed=1)) == 20
     explicit = TabularModel("ctgan", preset, epochs=2, seed=0).fit(sample_schema, sample_df.head(400), show_progress=False)
     assert explicit.epochs_ == 2  # epochs the user asks for are trained whatever the budget
+
+
+def test_detection_tells_a_broken_relation_from_a_kept_one():
+    """The yardstick of --tabular auto: 0.5 when rows cannot be told apart, near 1 when a relation is gone."""
+    import numpy as np
+    import pandas as pd
+
+    from shopgen.detection import detection_auc
+
+    rng = np.random.default_rng(0)
+
+    def shop(n: int, tied: bool) -> pd.DataFrame:
+        price = rng.lognormal(3, 0.7, n)
+        shipping = price / 4 if tied else rng.permutation(rng.lognormal(3, 0.7, n)) / 4
+        return pd.DataFrame({"price": price, "shipping": shipping, "size": rng.choice(["S", "M", "L"], n)})
+
+    real = shop(600, True)
+    assert detection_auc(real, shop(600, True), ["price", "shipping"]) < 0.6
+    assert detection_auc(real, shop(600, False), ["price", "shipping"]) > 0.9
+
+
+def test_auto_fits_every_candidate_and_keeps_the_least_detectable(sample_schema, sample_df):
+    from shopgen.presets import TabularPreset
+    from shopgen.tabular import CANDIDATES, TabularModel
+
+    preset = TabularPreset(epochs=1_000_000, batch_size=100, max_seconds=4, max_categories=30)
+    model = TabularModel("auto", preset, seed=0).fit(sample_schema, sample_df.head(500), show_progress=False)
+    assert set(model.selection_) == set(CANDIDATES)
+    assert all(0.0 <= auc <= 1.0 for auc in model.selection_.values())
+    assert model.kind_ == min(model.selection_, key=model.selection_.get)
+    assert model.kind == "auto" and len(model.sample(30, seed=1)) == 30
