@@ -88,7 +88,7 @@ class TabularModel:
         def readable(rows: pd.DataFrame) -> pd.DataFrame:
             out = rows.copy()
             for name, col in moments.items():
-                out[name] = col.parse_moments(out[name]).astype("int64") // 10**9
+                out[name] = (col.parse_moments(out[name]) - pd.Timestamp(0)).dt.total_seconds()  # NaT stays missing
             return out
 
         scores = {}
