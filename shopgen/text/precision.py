@@ -1,8 +1,8 @@
 """Which number type the text GPT trains and samples in: a narrower one where this CPU runs it faster.
 
-CPUs with native bf16 matmuls (AVX512_BF16, AMX) run the matmuls 2-7x faster under bf16 autocast (a
-`small` training step 1.6x in isolation, a whole dmart training 1.19x: short rows spend more on casts);
-CPUs without them (AVX2) emulate bf16 and train ~10x slower. Instruction flags are a poor proxy (oneDNN's
+CPUs with native bf16 matmul instructions run the matmuls several times faster under bf16 autocast (a
+whole training gains less: short rows spend more on casts); CPUs without them emulate bf16 and train
+many times slower. Instruction flags are a poor proxy (oneDNN's
 kernels, the VM's CPUID), so "auto" decides by timings, taken once a machine and kept (machine.py): a
 seeded sample must not change with the load a fresh timing would see. Training's "auto" chooses between
 fp32 and bf16; fp32 stays its default: on dmart `small`, bf16's extra epochs lowered validation loss but
