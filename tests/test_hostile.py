@@ -320,7 +320,9 @@ def test_training_text_is_cut_to_the_schema_length_before_tokenizing(sample_sche
     df.loc[3, "description"] = "word " * 2_000_000
     synth = CatalogSynthesizer(sample_schema, tabular="copula", text_epochs=1, text_max_seconds=5,
                                show_progress=False).fit(df)
-    assert synth.text_model_.guards_ is not None
+    guard = synth.text_model_.guards_["description"]
+    assert guard.copies(["word " * 120]) == [True], "the model learnt the first 600 characters (max_length)"
+    assert guard.copies(["word " * 2_000_000]) == [False], "not the 10 MB cell"
     assert synth.fit_seconds_["text"] < 60
 
 
