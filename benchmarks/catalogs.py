@@ -167,7 +167,7 @@ def run_one(catalog: str, path: Path, args: argparse.Namespace, out: dict) -> di
     if args.epochs is not None:
         extra["epochs"] = args.epochs
     if args.text_seconds is not None:
-        extra["text_max_seconds"] = args.text_seconds
+        extra["max_train_minutes"] = args.text_seconds / 60
     t0 = time.perf_counter()
     synth = CatalogSynthesizer(schema, tabular=args.tabular, preset="fast", seed=SEED, show_progress=False,
                                **extra).fit(train)
@@ -181,7 +181,7 @@ def run_one(catalog: str, path: Path, args: argparse.Namespace, out: dict) -> di
 
     out["step"] = "sample"
     t0 = time.perf_counter()
-    synthetic = synth.sample(n, seed=1)
+    synthetic = synth.sample(n, seed=1).catalog
     done("sample", t0)
     out["rows"]["synthetic"] = len(synthetic)
     out["sample_stats"] = getattr(synth, "last_sample_stats_", None)

@@ -72,10 +72,10 @@ def main() -> None:
     value = (shares - 0.01).abs().idxmin()
 
     t0 = time.perf_counter()
-    plain = synth.sample(args.rows, seed=1)
+    plain = synth.sample(args.rows, seed=1).catalog
     plain_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    conditioned = synth.sample(args.rows, seed=1, conditions={column: value})
+    conditioned = synth.sample(args.rows, seed=1, conditions={column: value}).catalog
     cond_s = time.perf_counter() - t0
     acceptance = synth.tabular_model_.last_acceptance_
     real = schema.check_frame(raw)

@@ -35,7 +35,7 @@ from shopgen.schema import CatalogSchema
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SCHEMA = ROOT / "schemas" / "product_catalog.yaml"
+SCHEMA = ROOT / "shopgen" / "demo" / "product_catalog.yaml"
 CSV = ROOT / "sample_data" / "products.csv"
 SERVERS = {
     "PostgreSQL": os.environ.get("SHOPGEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),

@@ -110,7 +110,7 @@ def run_synthesizer(tab, train: pd.DataFrame, name: str, epochs: int | None, sdv
         out["fit_s"] = time.perf_counter() - t0
         out["epochs"] = model.tabular_model_.epochs_ if kind != "copula" else None
         t1 = time.perf_counter()
-        synthetic = model.sample(n, seed=1)
+        synthetic = model.sample(n, seed=1).catalog
         out["sample_s"] = time.perf_counter() - t1
         out["redrawn_rows"] = model.last_sample_stats_["invalid"]
     else:

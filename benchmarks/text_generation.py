@@ -44,11 +44,14 @@ import torch  # noqa: E402
 
 from shopgen.presets import get_preset  # noqa: E402
 from shopgen.schema import CatalogSchema  # noqa: E402
-from shopgen.text import native  # noqa: E402
+from shopgen.text import (
+    SAMPLING_PRECISIONS,  # noqa: E402
+    native,  # noqa: E402
+)
 from shopgen.text.decoder import _prepare, _project  # noqa: E402
 from shopgen.text.machine import isa_limits  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
-from shopgen.text.precision import SAMPLING_PRECISIONS, resolve  # noqa: E402
+from shopgen.text.precision import resolve  # noqa: E402
 from shopgen.text.prompt import END, PAD  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
 from shopgen.text.shards import plan  # noqa: E402

@@ -44,7 +44,7 @@ def run(catalog: str, preset: str, save: Path | None = None, load: Path | None =
     t0 = time.perf_counter()
     if load is not None:  # a model this script saved before: score it under today's sampling defaults
         model = TextModel.from_pretrained(load / f"{catalog}_{preset}", p)
-        model.sampling = SamplingConfig()
+        model.sampling = SamplingConfig(precision="auto")
         fit_s = model.stats_.seconds
     else:
         model = TextModel(p, precision=precision, max_seconds=max_seconds).fit(schema, train, show_progress=False)

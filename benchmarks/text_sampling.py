@@ -58,7 +58,7 @@ def main() -> None:
     name = schema.text_columns[0].name
     rows = []
     for change in args.settings:
-        cfg = SamplingConfig(**change)
+        cfg = SamplingConfig(**{"precision": "auto", **change})
         runs = []
         for seed in range(args.seeds):
             t0 = time.perf_counter()

@@ -20,10 +20,12 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from shopgen.errors import BundleError
+from shopgen.schema import CatalogSchema
 from shopgen.tempfiles import remove_stale, temp_path
 
 # 2: the tabular model derives columns another column fixes and draws rare levels within a parent
@@ -147,3 +149,22 @@ def verify_bundle(path: str | Path) -> dict:
         if _sha256(path / name) != digest:
             raise BundleError(f"bundle {str(path)!r}: {name} does not match its recorded sha256; refusing to load a modified bundle")
     return manifest
+
+
+SCHEMA = "schema.yaml"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle's folder, manifest and schema: what a command needs before it loads the models."""
+
+    path: Path
+    manifest: dict
+    schema: CatalogSchema
+
+
+def open_bundle(path: str | Path) -> Bundle:
+    """Verify a bundle once (`verify_bundle`) and read its schema; models load later from the result."""
+    path = Path(path)
+    manifest = verify_bundle(path)
+    return Bundle(path, manifest, CatalogSchema.from_yaml(path / SCHEMA))

@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from shopgen.errors import ShopgenError
-
-if TYPE_CHECKING:
-
-    pass
+from shopgen.errors import OptionError, ShopgenError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Learn a product catalog; generate new, realistic, validated ones.")
 schema_app = typer.Typer(no_args_is_help=True, help="Infer or inspect catalog schemas.")
 app.add_typer(schema_app, name="schema")
 
-REPO = Path(__file__).resolve().parents[1]
 INTERNAL_ERROR = 3
 
 
@@ -109,50 +102,20 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Learn a catalog: tabular model, then text model; writes a bundle directory."""
-    from shopgen.bundle import check_bundle_target
-    from shopgen.presets import get_preset
-    from shopgen.schema import CatalogSchema
-    from shopgen.sources import read_catalog
-    from shopgen.tabular import KINDS
-    from shopgen.text.precision import check as check_precision
+    from shopgen import app as steps
+    from shopgen.options import FitOptions
 
-    if tabular not in KINDS:
-        raise ShopgenError(f"--tabular {tabular!r} is unknown; use one of {', '.join(KINDS)}")
-    check_bundle_target(out)
-    get_preset(preset)
-    check_precision(text_precision, "--text-precision")
-    if text_base is not None and not Path(text_base).is_dir():
-        raise ShopgenError(f"--text-base {text_base!r} is not a directory; give a local save_pretrained checkpoint")
-    cat = CatalogSchema.from_yaml(schema) if schema else None
-    df = read_catalog(data)
-    if cat is None:
-        cat = CatalogSchema.infer(df, name=Path(data).stem)
-    cat.check_training(df, source=data)
-    from shopgen.synthesizer import CatalogSynthesizer
-
-    t0 = time.perf_counter()
-    synth = CatalogSynthesizer(
-        cat, tabular=tabular, preset=preset, epochs=epochs, batch_size=batch_size,
-        tabular_max_seconds=tabular_minutes * 60 if tabular_minutes else None,
-        text_max_seconds=max_train_minutes * 60 if max_train_minutes else None,
-        text_epochs=text_epochs, text_base=text_base, text_precision=text_precision, seed=seed,
-        show_progress=not quiet,
-    ).fit(df)
-    synth.save(out)
-    for message in synth.fit_warnings_:
+    options = FitOptions(tabular=tabular, preset=preset, epochs=epochs, batch_size=batch_size,
+                         tabular_minutes=tabular_minutes, max_train_minutes=max_train_minutes, text_epochs=text_epochs,
+                         text_base=text_base, text_precision=text_precision, seed=seed)
+    result = steps.fit(data, out, options, schema=schema, show_progress=not quiet)
+    for message in result.warnings:
         typer.echo(f"warning: {message}", err=True)
-    if synth.tabular_model_.selection_:
-        scores = ", ".join(f"{k} {v:.3f}" for k, v in synth.tabular_model_.selection_.items())
-        typer.echo(f"tabular model chosen: {synth.tabular_model_.kind_} (detection AUC on held-out rows, 0.5 best: {scores})",
+    if result.selection:
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in result.selection.items())
+        typer.echo(f"tabular model chosen: {result.tabular_kind} (detection AUC on held-out rows, 0.5 best: {scores})",
                    err=True)
-    text = synth.text_model_.stats_ if synth.text_model_ else None
-    _out(
-        f"fitted {len(df)} rows in {time.perf_counter() - t0:.0f}s "
-        f"(tabular {synth.tabular_model_.kind_} {synth.fit_seconds_['tabular']}s, {synth.tabular_model_.epochs_} epochs; "
-        + (f"text {synth.fit_seconds_['text']}s, {text.steps} steps in {text.precision}, val loss {text.val_loss}"
-           if text else "no text columns")
-        + f") -> {out}"
-    )
+    _out(result.describe())
 
 
 # ---- sample ------------------------------------------------------------------------------------
@@ -177,50 +140,17 @@ def sample(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Generate N valid rows from a bundle and write them atomically (a file, or a database table)."""
-    from shopgen.bundle import verify_bundle
-    from shopgen.conditions import parse_where
-    from shopgen.schema import CatalogSchema
-    from shopgen.sinks import check_target
+    from shopgen import app as steps
+    from shopgen.options import TextSampling
 
-    if text_precision is not None:
-        from shopgen.text.precision import SAMPLING_PRECISIONS
-        from shopgen.text.precision import check as check_precision
-
-        check_precision(text_precision, "--text-precision", SAMPLING_PRECISIONS)
-    from shopgen.limits import check_rows
-
-    check_rows(n, seed)
-    target = check_target(output, if_exists)
-    verify_bundle(bundle)
-    schema = CatalogSchema.from_yaml(Path(bundle) / "schema.yaml")
-    conditions = parse_where(where or [], schema)
-    if not isinstance(target, Path):
-        from shopgen.db import check
-
-        table = table or schema.name
-        check(target, table, if_exists or "fail", schema)  # connection and table state, before any row is generated
-    from shopgen.sinks import write
-    from shopgen.synthesizer import CatalogSynthesizer
-
-    t0 = time.perf_counter()
-    synth = CatalogSynthesizer.load(bundle, show_progress=not quiet)
-    catalog = synth.sample(n, seed=seed, conditions=conditions, allow_copies=allow_copies,
-                           temperature=temperature, top_p=top_p, guidance=guidance, text_workers=text_workers,
-                           guide_all_fields=guide_all_fields, text_precision=text_precision,
-                           guided_tokens=guided_tokens)
-    write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=not quiet, raw=csv_raw)
-    where_to = target if isinstance(target, Path) else f"table {table!r} in {target}"
-    s = synth.last_sample_stats_
-    _out(
-        f"wrote {len(catalog)} valid rows to {where_to} in {time.perf_counter() - t0:.1f}s "
-        f"({s['drawn']} drawn in {s['rounds']} round(s), {s['invalid']} failed validation and were redrawn, "
-        f"{s['copies_redrawn']} texts redrawn for copying training text"
-        + (f"; text matmuls in {s['text_precision']})" if s["text_precision"] else ")")
-    )
-    for column, count in s.get("rare_level_copies", {}).items():
-        if count:
-            typer.echo(f"note: {count} rows carry a {column!r} value that fewer than five training rows had "
-                       "(a name of one real product or seller)", err=True)
+    text = TextSampling(temperature=temperature, top_p=top_p, guidance=guidance, guided_tokens=guided_tokens,
+                        guide_all_fields=guide_all_fields, workers=text_workers, precision=text_precision,
+                        allow_copies=allow_copies)
+    result = steps.sample(bundle, n, output, seed=seed, conditions=where or None, text=text, table=table,
+                          if_exists=if_exists, csv_raw=csv_raw, show_progress=not quiet)
+    _out(result.describe())
+    for note in result.notes():
+        typer.echo(f"note: {note}", err=True)
 
 
 # ---- seed --------------------------------------------------------------------------------------
@@ -236,33 +166,11 @@ def seed_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fill a database table with N generated rows, all or nothing, streamed in batches."""
-    from shopgen.bundle import verify_bundle
-    from shopgen.db import check, parse_target, write
-    from shopgen.db.ddl import check_table_name
-    from shopgen.db.load import IF_EXISTS
-    from shopgen.schema import CatalogSchema
+    from shopgen import app as steps
 
-    if if_exists not in IF_EXISTS:
-        raise ShopgenError(f"--if-exists {if_exists!r} is unknown; use one of {', '.join(IF_EXISTS)}")
-    from shopgen.limits import check_rows
-
-    check_rows(n, seed, streamed=True)
-    target = parse_target(db)
-    check_table_name(table)
-    verify_bundle(bundle)
-    schema = CatalogSchema.from_yaml(Path(bundle) / "schema.yaml")
-    check(target, table, if_exists, schema)  # before the model loads: a doomed seed fails in a second
-    from shopgen.synthesizer import CatalogSynthesizer
-
-    t0 = time.perf_counter()
-    synth = CatalogSynthesizer.load(bundle, show_progress=False)
-    loaded = write(synth.iter_sample(n, seed, batch_size), target, table, schema=synth.schema,
-                   if_exists=if_exists, batch_size=batch_size, total=n, show_progress=not quiet)
-    _out(
-        f"seeded {loaded.rows} valid rows into table {table!r} in {target} in {time.perf_counter() - t0:.1f}s "
-        f"(generating {loaded.input_seconds:.1f}s, loading {loaded.seconds - loaded.input_seconds:.1f}s "
-        f"through {loaded.method})"
-    )
+    result = steps.seed(db, table, bundle=bundle, rows=n, if_exists=if_exists, seed=seed, batch_size=batch_size,
+                        show_progress=not quiet)
+    _out(result.describe())
 
 
 # ---- validate ----------------------------------------------------------------------------------
@@ -272,20 +180,11 @@ def validate_cmd(
     schema: str = typer.Option(..., "--schema", help="YAML schema to check against."),
 ) -> None:
     """Check a catalog against a schema's expectations; exit 1 if any fails."""
-    from shopgen.schema import CatalogSchema
-    from shopgen.sources import read_catalog
+    from shopgen import app as steps
 
-    cat = CatalogSchema.from_yaml(schema)
-    df = read_catalog(data)
-    from shopgen.validation import validate
-
-    result = validate(df, cat)
-    for label in result.labels:
-        if label in result.failures:
-            _out(f"FAIL  {label}: {result.failures[label]} rows, e.g. {result.examples.get(label, [])}")
-        else:
-            _out(f"ok    {label}")
-    _out(("PASS  " if result.success else "FAIL  ") + result.summary())
+    result = steps.validate(data, schema)
+    for line in result.lines():
+        _out(line)
     if not result.success:
         raise typer.Exit(1)
 
@@ -309,10 +208,17 @@ def evaluate_cmd(
     seed: int = typer.Option(0, min=0, help="Seed of the hold-out split and of sampled rows."),
 ) -> None:
     """Score a synthetic catalog against the real one: fidelity, text, privacy, utility; exit 1 on a missed gate."""
-    from shopgen.evaluation.command import run_evaluate_cli
+    from shopgen import app as steps
+    from shopgen.evaluation.gates import parse_gates
 
-    run_evaluate_cli(real, synthetic, schema, report, json_out, holdout=holdout, minimum=minimum,
-                     maximum=maximum, target=target, seed=seed, echo=_out)
+    result = steps.evaluate(real, synthetic, schema, report=report, json=json_out, holdout=holdout,
+                            minimum=parse_gates(minimum, "--min"), maximum=parse_gates(maximum, "--max"),
+                            target=target, seed=seed)
+    _out(result.describe())
+    _out(result.report.summary())
+    result.check()
+    if result.checked:
+        _out(f"gates passed: {result.checked}")
 
 
 # ---- run ---------------------------------------------------------------------------------------
@@ -340,44 +246,19 @@ def run_cmd(
 # ---- demo --------------------------------------------------------------------------------------
 @app.command()
 def demo(
-    out: str = typer.Option("demo_output", help="Folder for the bundle, catalog and schema."),
+    out: str = typer.Option("demo_output", help="Folder for the demo catalog, its schema, the bundle and the generated catalog."),
     rows: int = typer.Option(1000, "-n", "--rows", min=1, help="Rows to generate."),
     tabular: str = typer.Option("ctgan", help="Tabular model: ctgan, tvae, copula or auto (see shopgen fit --help)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Fit the `fast` preset on sample_data/, sample, validate, and show where everything is."""
-    data, schema_path = REPO / "sample_data" / "products.csv", REPO / "schemas" / "product_catalog.yaml"
-    if not data.is_file() or not schema_path.is_file():
-        raise ShopgenError(f"demo data not found under {REPO}; run the demo from a shopgen checkout")
-    from shopgen.schema import CatalogSchema
-    from shopgen.sinks import write
-    from shopgen.sources import read_catalog
-    from shopgen.synthesizer import CatalogSynthesizer
-    from shopgen.validation import validate
+    """Make the seeded demo catalog, fit the `fast` preset on it, sample, validate; show where everything is."""
+    from shopgen import app as steps
+    from shopgen.options import FitOptions
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    schema = CatalogSchema.from_yaml(schema_path)
-    df = read_catalog(data)
-    t0 = time.perf_counter()
-    synth = CatalogSynthesizer(schema, tabular=tabular, preset="fast", show_progress=not quiet).fit(df)
-    synth.save(folder / "model")
-    t1 = time.perf_counter()
-    catalog = synth.sample(rows, seed=7)
-    t2 = time.perf_counter()
-    write(catalog, folder / "catalog.csv")
-    result = validate(catalog, schema)
-    _out(f"5 of {len(catalog)} generated products:")
-    for record in catalog.head(5).to_dict("records"):
-        text = {c.name: record.pop(c.name) for c in schema.text_columns}
-        _out("  " + " | ".join(f"{k}={v}" for k, v in record.items()))
-        for name, value in text.items():
-            _out(f"    {name}: {value}")
-    _out(f"fit   {t1 - t0:.0f}s on {len(df)} sample products -> {folder / 'model'}")
-    _out(f"sample {t2 - t1:.0f}s -> {folder / 'catalog.csv'} ({len(catalog)} rows)")
-    _out(("PASS  " if result.success else "FAIL  ") + result.summary())
-    _out(f"next: shopgen sample {folder / 'model'} -n 5000 -o catalog.parquet --seed 1")
-    if not result.success:
+    result = steps.demo(out, rows, FitOptions(tabular=tabular), show_progress=not quiet)
+    for line in result.lines():
+        _out(line)
+    if not result.validation.success:
         raise typer.Exit(1)
 
 
@@ -401,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     except ShopgenError as exc:
         if verbose:
             traceback.print_exc()
-        typer.echo(f"shopgen: error: {exc}", err=True)
+        typer.echo(f"shopgen: error: {exc.flag_message() if isinstance(exc, OptionError) else exc}", err=True)
         return exc.exit_code
     except Exception as exc:  # an internal failure: still one line unless --verbose
         if verbose:

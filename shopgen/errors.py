@@ -19,3 +19,15 @@ class ValidationFailed(ShopgenError):
     """Rows could not be made to pass the schema's expectations."""
 
     exit_code = 1
+
+
+class OptionError(ShopgenError):
+    """An option has a value it cannot take. Its message names the option as Python and YAML spell it
+    (`text_workers`); `flag_message()` spells it as the command line does (`--text-workers`)."""
+
+    def __init__(self, option: str, detail: str) -> None:
+        super().__init__(f"{option} {detail}")
+        self.option, self.detail = option, detail
+
+    def flag_message(self) -> str:
+        return f"--{self.option.replace('_', '-')} {self.detail}"

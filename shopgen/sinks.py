@@ -18,6 +18,7 @@ import pandas as pd
 
 from shopgen.db import is_db_target
 from shopgen.errors import ShopgenError
+from shopgen.sources import FORMATS
 from shopgen.tempfiles import remove_stale, temp_path
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from shopgen.db.target import DbTarget
     from shopgen.schema import CatalogSchema
 
-FORMATS = (".csv", ".parquet", ".jsonl")
 FILE_IF_EXISTS = ("fail", "replace")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

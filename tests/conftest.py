@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE_CSV = ROOT / "sample_data" / "products.csv"
-SAMPLE_SCHEMA = ROOT / "schemas" / "product_catalog.yaml"
+SAMPLE_SCHEMA = ROOT / "shopgen" / "demo" / "product_catalog.yaml"
 
 
 def real_catalog(name: str) -> Path:
@@ -42,7 +42,7 @@ def tiny_synth(sample_schema, sample_df, tmp_path_factory):
     from shopgen.synthesizer import CatalogSynthesizer
 
     synth = CatalogSynthesizer(
-        sample_schema, tabular="ctgan", preset="fast", epochs=5, text_max_seconds=20, show_progress=False,
+        sample_schema, tabular="ctgan", preset="fast", epochs=5, max_train_minutes=1 / 3, show_progress=False,
     ).fit(sample_df.sample(800, random_state=0))
     # a 20-second model may end every description within the default 32 guided tokens; a 4-token lead keeps
     # what guiding every field adds observable (the bundle keeps it)

@@ -162,15 +162,15 @@ def test_sample_operator_passes_its_rendered_text_workers_on(af, tiny_synth, tmp
     _, bundle = tiny_synth
     op = ops.ShopgenSampleOperator(task_id="sample", bundle=str(bundle), rows=5, output=str(tmp_path / "c.csv"),
                                    text_workers="{{ params.workers }}")
-    with pytest.raises(airflow_error, match="text_workers '0' must be a whole number >= 1"):
+    with pytest.raises(airflow_error, match="text_workers 0 is below 1"):
         render_and_run(op, params={"workers": 0})
     assert not (tmp_path / "c.csv").exists()
 
 
 @pytest.mark.parametrize(("argument", "values", "bad", "message"), [
     ("guide_all_fields", ("false", "true"), "maybe", "guide_all_fields 'maybe' is not true or false"),
-    ("text_precision", ("fp32", "bf16"), "fp8", "text precision 'fp8' is unknown"),
-    ("guided_tokens", ("0", "4"), "-1", "guided_tokens '-1' must be a whole number >= 0"),
+    ("text_precision", ("fp32", "bf16"), "fp8", "text_precision 'fp8' is unknown"),
+    ("guided_tokens", ("0", "4"), "-1", "guided_tokens -1 is below 0"),
 ])
 def test_sample_operator_passes_a_rendered_text_option_on(af, tiny_synth, tmp_path, argument, values, bad, message):
     """Guidance on every field or on fewer description tokens, or bf16 matmuls in the text decoder, reach the

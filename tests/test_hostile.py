@@ -318,7 +318,7 @@ def test_training_text_is_cut_to_the_schema_length_before_tokenizing(sample_sche
 
     df = sample_df.head(120).copy()
     df.loc[3, "description"] = "word " * 2_000_000
-    synth = CatalogSynthesizer(sample_schema, tabular="copula", text_epochs=1, text_max_seconds=5,
+    synth = CatalogSynthesizer(sample_schema, tabular="copula", text_epochs=1, max_train_minutes=1 / 12,
                                show_progress=False).fit(df)
     guard = synth.text_model_.guards_["description"]
     assert guard.copies(["word " * 120]) == [True], "the model learnt the first 600 characters (max_length)"
@@ -430,4 +430,4 @@ def test_kill_9_of_seed_leaves_no_worker_no_rows_and_no_lock(tiny_synth, db):  #
 def _write(synth, url: str, table: str) -> None:
     from shopgen.db import write
 
-    write(synth.sample(30, seed=2), url, table, schema=synth.schema, if_exists="replace")
+    write(synth.sample(30, seed=2).catalog, url, table, schema=synth.schema, if_exists="replace")

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from conftest import SAMPLE_CSV, SAMPLE_SCHEMA, real_catalog
 
+from shopgen import app
 from shopgen.errors import ShopgenError
-from shopgen.evaluation.command import run_evaluate_cli
 from shopgen.evaluation.gates import GatesFailed, parse_gates
 from shopgen.evaluation.privacy import privacy_scores
 from shopgen.evaluation.report import evaluate, possible_names, split_holdout
@@ -113,37 +113,44 @@ def test_cli_logic_gates_pass_fail_and_reject_unknown_names(parts, tmp_path):
     real = _write(pd.concat([train, hold]), tmp_path / "real.csv")
     synth = _write(fresh, tmp_path / "synth.csv")
     holdout = _write(hold, tmp_path / "hold.csv")
-    report, lines = tmp_path / "r.html", []
-    run_evaluate_cli(_write(train, tmp_path / "train.csv"), synth, SAMPLE_SCHEMA, report, tmp_path / "s.json",
-                     holdout=holdout, minimum=["quality=0.8"], maximum=["rule_violations=0"], echo=lines.append)
-    assert report.is_file() and (tmp_path / "s.json").is_file() and lines[-1] == "gates passed: 2"
+    report = tmp_path / "r.html"
+    passed = app.evaluate(_write(train, tmp_path / "train.csv"), synth, SAMPLE_SCHEMA, report=report,
+                          json=tmp_path / "s.json", holdout=holdout, minimum={"quality": 0.8},
+                          maximum={"rule_violations": 0}).check()
+    assert report.is_file() and (tmp_path / "s.json").is_file() and passed.checked == 2 and not passed.failed
 
     with pytest.raises(GatesFailed) as failed:
-        run_evaluate_cli(real, synth, SAMPLE_SCHEMA, report, holdout="0.2",
-                         minimum=["quality=0.999", "text_consistency=0.5", "utility=5"], echo=lines.append)
+        app.evaluate(real, synth, SAMPLE_SCHEMA, report=report, holdout="0.2",
+                     minimum={"quality": 0.999, "text_consistency": 0.5, "utility": 5}).check()
     message = str(failed.value)
     assert failed.value.exit_code == 1 and "\n" not in message
     assert re.fullmatch(r"gates failed: quality 0\.\d+ < 0\.999; utility [\d.]+ < 5", message), message
 
     (tmp_path / "never.html").unlink(missing_ok=True)
     with pytest.raises(ShopgenError) as unknown:
-        run_evaluate_cli(real, synth, SAMPLE_SCHEMA, tmp_path / "never.html", minimum=["qualty=0.8"])
+        app.evaluate(real, synth, SAMPLE_SCHEMA, report=tmp_path / "never.html", minimum={"qualty": 0.8})
     assert unknown.value.exit_code == 2 and "did you mean 'quality'" in str(unknown.value)
     assert "valid names: quality, quality_real" in str(unknown.value) and "\n" not in str(unknown.value)
     assert not (tmp_path / "never.html").exists()
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"minimum": ["quality"]}, "is not SCORE=NUMBER"),
-    ({"minimum": ["quality=high"]}, "is not SCORE=NUMBER"),
     ({"holdout": "1.5"}, "outside (0, 1)"),
     ({"holdout": "nope.csv"}, "neither a fraction"),
     ({"target": "nope"}, "has no column 'nope'"),
 ])
 def test_cli_logic_rejects_bad_input_before_work(tmp_path, kwargs, message):
     with pytest.raises(ShopgenError, match=re.escape(message)):
-        run_evaluate_cli(SAMPLE_CSV, SAMPLE_CSV, SAMPLE_SCHEMA, tmp_path / "r.html", **kwargs)
+        app.evaluate(SAMPLE_CSV, SAMPLE_CSV, SAMPLE_SCHEMA, report=tmp_path / "r.html", **kwargs)
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("spec", ["quality", "quality=high", "=0.8"])
+def test_gate_specs_that_are_not_score_equals_number_are_refused(spec):
+    from shopgen.evaluation.gates import parse_gates
+
+    with pytest.raises(ShopgenError, match=re.escape("is not SCORE=NUMBER")):
+        parse_gates([spec], "--min")
 
 
 def test_bad_frames_are_one_line_errors(parts, sample_schema):

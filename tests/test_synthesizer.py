@@ -5,19 +5,20 @@ import dataclasses
 import pytest
 
 from shopgen.errors import ShopgenError, ValidationFailed
+from shopgen.options import TextSampling
 from shopgen.synthesizer import CatalogSynthesizer
 from shopgen.validation import validate
 
 
 def test_sample_returns_exactly_n_valid_rows_and_is_seeded(tiny_synth, sample_schema):
     synth, path = tiny_synth
-    a = synth.sample(150, seed=5)
+    a, _ = synth.sample(150, seed=5)
     assert len(a) == 150 and list(a.columns) == sample_schema.names
     assert validate(a, sample_schema).success
     assert a["sku"].is_unique
     loaded = CatalogSynthesizer.load(path, show_progress=False)
-    assert loaded.sample(150, seed=5).equals(a)
-    assert not loaded.sample(150, seed=6).equals(a)
+    assert loaded.sample(150, seed=5).catalog.equals(a)
+    assert not loaded.sample(150, seed=6).catalog.equals(a)
 
 
 def test_rows_failing_validation_are_redrawn(tiny_synth, sample_schema, sample_df):
@@ -28,18 +29,17 @@ def test_rows_failing_validation_are_redrawn(tiny_synth, sample_schema, sample_d
     original = synth.schema
     synth.schema = tight
     try:
-        rows = synth.sample(200, seed=1)
-        stats = synth.last_sample_stats_
+        rows, stats = synth.sample(200, seed=1)
     finally:
         synth.schema = original
     assert len(rows) == 200 and rows["price"].max() <= cap
-    assert stats["invalid"] > 20 and stats["rounds"] >= 2
+    assert stats.invalid > 20 and stats.rounds >= 2
     assert validate(rows, tight).success
-    from shopgen.text.precision import SAMPLING_PRECISIONS, resolve
+    from shopgen.text import SAMPLING_PRECISIONS
+    from shopgen.text.precision import resolve
 
-    assert stats["text_precision"] == resolve("auto", SAMPLING_PRECISIONS)  # what "auto" ran in, reported
-    synth.sample(20, seed=1, text_precision="fp32")
-    assert synth.last_sample_stats_["text_precision"] == "fp32"
+    assert stats.text_precision == resolve("auto", SAMPLING_PRECISIONS)  # what "auto" ran in, reported
+    assert synth.sample(20, seed=1, text=TextSampling(precision="fp32")).stats.text_precision == "fp32"
 
 
 def test_impossible_schema_fails_clearly(tiny_synth, sample_schema):
@@ -58,7 +58,7 @@ def test_impossible_schema_fails_clearly(tiny_synth, sample_schema):
 
 def test_text_precision_reaches_the_text_training(sample_schema, sample_df):
     """`text_precision` (the CLI's --text-precision) goes through the synthesizer to the GPT's training."""
-    synth = CatalogSynthesizer(sample_schema, tabular="copula", preset="fast", text_epochs=1, text_max_seconds=10,
+    synth = CatalogSynthesizer(sample_schema, tabular="copula", preset="fast", text_epochs=1, max_train_minutes=1 / 6,
                                text_precision="bf16", show_progress=False).fit(sample_df.sample(120, random_state=1))
     assert synth.text_model_.stats_.precision == "bf16" and synth.text_model_.stats_.steps > 0
     assert synth.text_model_.model_.config._attn_implementation == "sdpa"  # eager for the bf16 training only
@@ -72,34 +72,36 @@ def test_copy_guard_keeps_training_text_out_of_samples(tiny_synth, sample_df):
     synth, _ = tiny_synth
     seen = sample_df.sample(800, random_state=0)  # what tiny_synth was fitted on
     guards = {c: CopyGuard.from_texts(seen[c], BOILERPLATE_SHARE) for c in ("name", "description")}
-    cold = {"temperature": 0.3}  # a tiny model copies most where it is most sure: make copies likely
-    unguarded = synth.sample(200, seed=0, allow_copies=True, **cold)
+    cold = TextSampling(temperature=0.3)  # a tiny model copies most where it is most sure: make copies likely
+    unguarded, _ = synth.sample(200, seed=0, text=cold.replace(allow_copies=True))
     assert any(g.flags(unguarded[c].tolist()).any() for c, g in guards.items()), "the model does copy"
-    guarded = synth.sample(200, seed=0, **cold)
-    assert synth.last_sample_stats_["copies_redrawn"] > 0
+    guarded, stats = synth.sample(200, seed=0, text=cold)
+    assert stats.copies_redrawn > 0
     for c, g in guards.items():
         assert not g.flags(guarded[c].tolist()).any(), c
 
 
 def test_sampling_temperature_applies_to_one_call_only(tiny_synth):
     synth, _ = tiny_synth
-    base = synth.sample(30, seed=4)
+    base = synth.sample(30, seed=4).catalog
     # this cold, a 20-second model writes mostly training texts: the guard may fail to redraw them all
-    cold = synth.sample(30, seed=4, temperature=0.2, top_p=0.5, allow_copies=True)
+    cold = synth.sample(30, seed=4, text=TextSampling(temperature=0.2, top_p=0.5, allow_copies=True)).catalog
     assert not cold["name"].equals(base["name"])
-    unguided = synth.sample(30, seed=4, guidance=0.0)
+    unguided = synth.sample(30, seed=4, text=TextSampling(guidance=0.0)).catalog
     assert synth.text_model_.sampling.guidance > 0 and not unguided["name"].equals(base["name"])
-    every_field = synth.sample(30, seed=4, guide_all_fields=True)  # guidance steers descriptions too
+    # guidance steers descriptions too
+    every_field = synth.sample(30, seed=4, text=TextSampling(guide_all_fields=True)).catalog
     assert synth.text_model_.sampling.guided_fields == 1
     assert not every_field["description"].equals(base["description"])
-    name_only = synth.sample(30, seed=4, guided_tokens=0)  # the bundle's 4-token description lead unguided
+    # the bundle's 4-token description lead unguided
+    name_only = synth.sample(30, seed=4, text=TextSampling(guided_tokens=0)).catalog
     assert synth.text_model_.sampling.guided_tokens == 4
     assert not name_only["description"].equals(base["description"])
-    assert synth.sample(30, seed=4).equals(base)
-    with pytest.raises(ShopgenError, match="guidance -1.0 is negative"):
-        synth.sample(3, seed=4, guidance=-1.0)
-    with pytest.raises(ShopgenError, match="guided_tokens -1 is negative"):
-        synth.sample(3, seed=4, guided_tokens=-1)
+    assert synth.sample(30, seed=4).catalog.equals(base)
+    with pytest.raises(ShopgenError, match="guidance -1.0 is below 0"):
+        synth.sample(3, seed=4, text=TextSampling(guidance=-1.0))
+    with pytest.raises(ShopgenError, match="guided_tokens -1 is below 0"):
+        synth.sample(3, seed=4, text=TextSampling(guided_tokens=-1))
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
@@ -107,25 +109,25 @@ def test_text_precision_applies_to_one_sample_call(tiny_synth, precision):
     """bf16 or int8 matmuls in the text decoder write (slightly) other text for the same seed, for that call
     only; an unknown precision is refused before anything is drawn."""
     synth, _ = tiny_synth
-    fp32 = synth.sample(30, seed=4, text_precision="fp32")
-    low = synth.sample(30, seed=4, text_precision=precision)
+    fp32 = synth.sample(30, seed=4, text=TextSampling(precision="fp32")).catalog
+    low = synth.sample(30, seed=4, text=TextSampling(precision=precision)).catalog
     assert len(low) == 30 and low["name"].notna().all()
     assert not low[["name", "description"]].equals(fp32[["name", "description"]])
-    assert synth.sample(30, seed=4, text_precision="fp32").equals(fp32)
-    assert synth.sample(30, seed=4, text_precision=precision).equals(low)
-    with pytest.raises(ShopgenError, match="text precision 'fp8' is unknown; use one of auto, fp32, bf16"):
-        synth.sample(3, seed=4, text_precision="fp8")
+    assert synth.sample(30, seed=4, text=TextSampling(precision="fp32")).catalog.equals(fp32)
+    assert synth.sample(30, seed=4, text=TextSampling(precision=precision)).catalog.equals(low)
+    with pytest.raises(ShopgenError, match="text_precision 'fp8' is unknown; use one of auto, fp32, bf16"):
+        synth.sample(3, seed=4, text=TextSampling(precision="fp8"))
 
 
 def test_text_workers_give_the_same_catalog_for_the_same_seed(tiny_synth):
     """Two worker processes write the text of 40 rows; the seed and the worker count fix it."""
     synth, _ = tiny_synth
-    two = synth.sample(40, seed=5, text_workers=2)
+    two = synth.sample(40, seed=5, text=TextSampling(workers=2)).catalog
     assert len(two) == 40 and two["name"].notna().all()
-    assert synth.sample(40, seed=5, text_workers=2).equals(two)
-    assert not synth.sample(40, seed=5, text_workers=1)["name"].equals(two["name"])
+    assert synth.sample(40, seed=5, text=TextSampling(workers=2)).catalog.equals(two)
+    assert not synth.sample(40, seed=5, text=TextSampling(workers=1)).catalog["name"].equals(two["name"])
     with pytest.raises(ShopgenError, match="text_workers 0 is below 1"):
-        synth.sample(3, seed=4, text_workers=0)
+        synth.sample(3, seed=4, text=TextSampling(workers=0))
 
 
 def test_tabular_training_stops_at_the_time_budget_not_the_epoch_count(sample_schema, sample_df):

@@ -14,6 +14,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from shopgen.presets import PRESETS
+from shopgen.text import SAMPLING_PRECISIONS
 from shopgen.text.guard import CopyGuard
 from shopgen.text.model import TextModel
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
@@ -308,7 +309,7 @@ def test_auto_precision_is_narrower_only_where_it_measured_faster(monkeypatch):
     assert precision.resolve("auto") == ("bf16" if speed["train_bf16"] >= precision.MIN_SPEEDUP else "fp32")
     fastest = max(("bf16", "int8"), key=lambda p: speed[f"sample_{p}"])
     expected = fastest if speed[f"sample_{fastest}"] >= precision.MIN_SPEEDUP else "fp32"
-    assert precision.resolve("auto", precision.SAMPLING_PRECISIONS) == expected
+    assert precision.resolve("auto", SAMPLING_PRECISIONS) == expected
     assert precision.resolve("fp32") == "fp32" and precision.resolve("bf16") == "bf16"
     monkeypatch.setenv("SHOPGEN_PRECISION", "fp32")
     assert precision.resolve("auto") == "fp32"
@@ -319,7 +320,7 @@ def test_auto_precision_is_narrower_only_where_it_measured_faster(monkeypatch):
     with pytest.raises(ShopgenError, match="SHOPGEN_PRECISION 'fp8' is unknown"):
         precision.resolve("auto")
     monkeypatch.setenv("SHOPGEN_PRECISION", "int8")  # the sampler's int8 matmuls; training has none
-    assert precision.resolve("auto", precision.SAMPLING_PRECISIONS) == "int8"
+    assert precision.resolve("auto", SAMPLING_PRECISIONS) == "int8"
     with pytest.raises(ShopgenError, match="SHOPGEN_PRECISION 'int8' is unknown; use one of auto, fp32, bf16$"):
         precision.resolve("auto")
 
@@ -346,7 +347,7 @@ def test_auto_precision_is_timed_once_a_machine_and_kept(monkeypatch, tmp_path):
             kept.write_text(json.dumps(speed))
             precision.speedups.cache_clear()
             assert precision.resolve("auto") == training
-            assert precision.resolve("auto", precision.SAMPLING_PRECISIONS) == sampling
+            assert precision.resolve("auto", SAMPLING_PRECISIONS) == sampling
         kept.write_text("{not json")  # a broken file is timed again and replaced
         precision.speedups.cache_clear()
         assert precision.speedups()["train_bf16"] > 0 and json.loads(kept.read_text())["train_bf16"] > 0
@@ -376,8 +377,8 @@ def test_instruction_caps_are_timed_apart_and_pick_as_that_cpu_would(tmp_path):
     import subprocess
     import sys
 
-    code = ("import json; from shopgen.text import precision; "
-            "print(json.dumps([precision.resolve('auto'), precision.resolve('auto', precision.SAMPLING_PRECISIONS)]))")
+    code = ("import json; from shopgen.text import SAMPLING_PRECISIONS, precision; "
+            "print(json.dumps([precision.resolve('auto'), precision.resolve('auto', SAMPLING_PRECISIONS)]))")
     caps = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
     env = {k: v for k, v in os.environ.items() if k not in (*caps, "SHOPGEN_PRECISION")}
     env["SHOPGEN_CACHE_DIR"] = str(tmp_path)

@@ -1,7 +1,8 @@
 """Airflow 3 operators for shopgen's pipeline steps: fit, sample, validate, seed, evaluate.
 
-Each operator is a thin shell over one function of `shopgen.pipeline`, the code `shopgen run` runs too,
-so a DAG and a YAML pipeline with the same seed write the same files. Paths, rows, seeds and dates are
+Each operator is a thin shell over one step of `shopgen.pipeline`, which coerces rendered templates and
+calls `shopgen.app`, the code `shopgen run` and the command line run too, so a DAG, a YAML pipeline and a
+shell with the same seed write the same files. An operator takes exactly its step's parameters. Paths, rows, seeds and dates are
 templated fields (`output="{{ params.workdir }}/{{ ds }}/catalog.csv"`); numbers rendered as text are
 accepted. `execute` returns the step's small JSON-able dict (output, rows, validation summary, seconds),
 which Airflow keeps as the task's XCom.
@@ -21,7 +22,7 @@ from airflow.sdk import BaseOperator
 
 
 class ShopgenOperator(BaseOperator):
-    """Runs `shopgen.pipeline.<step>` with the operator's (rendered) fields as arguments."""
+    """Runs the pipeline step `step` with the operator's (rendered) fields as arguments."""
 
     step: ClassVar[str] = ""
     # step parameter -> attribute holding it (the same name, except where BaseOperator owns the name)
@@ -47,8 +48,8 @@ class ShopgenOperator(BaseOperator):
             if exc.exit_code == 1:  # validation failed or a gate was missed: the data is wrong, do not retry
                 raise AirflowFailException(message) from exc
             raise AirflowException(message) from exc
-        self.log.info("%s", pipeline.describe(result))
-        return result
+        self.log.info("%s", result.describe())
+        return result.to_dict()
 
 
 class ShopgenFitOperator(ShopgenOperator):
@@ -57,7 +58,7 @@ class ShopgenFitOperator(ShopgenOperator):
     step = "fit"
     template_fields: Sequence[str] = (
         "data", "out", "schema", "tabular", "preset", "epochs", "batch_size", "tabular_minutes",
-        "max_train_minutes", "text_epochs", "text_base", "seed",
+        "max_train_minutes", "text_epochs", "text_base", "text_precision", "seed",
     )
     arguments = {name: name for name in template_fields}
 
@@ -65,12 +66,14 @@ class ShopgenFitOperator(ShopgenOperator):
         self, *, data: str, out: str, schema: str | None = None, tabular: str = "ctgan", preset: str = "fast",
         epochs: int | str | None = None, batch_size: int | str | None = None,
         tabular_minutes: float | str | None = None, max_train_minutes: float | str | None = None,
-        text_epochs: int | str | None = None, text_base: str | None = None, seed: int | str = 0, **kwargs: Any,
+        text_epochs: int | str | None = None, text_base: str | None = None, text_precision: str = "fp32",
+        seed: int | str = 0, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.data, self.out, self.schema, self.tabular, self.preset = data, out, schema, tabular, preset
         self.epochs, self.batch_size, self.tabular_minutes = epochs, batch_size, tabular_minutes
-        self.max_train_minutes, self.text_epochs, self.text_base, self.seed = max_train_minutes, text_epochs, text_base, seed
+        self.max_train_minutes, self.text_epochs, self.text_base = max_train_minutes, text_epochs, text_base
+        self.text_precision, self.seed = text_precision, seed
 
 
 class ShopgenSampleOperator(ShopgenOperator):

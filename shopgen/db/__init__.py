@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from shopgen.errors import ShopgenError
+from shopgen.errors import OptionError, ShopgenError
 
 if TYPE_CHECKING:
     from shopgen.db.load import Loaded
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 DEFAULT_BATCH = 10_000
+IF_EXISTS = ("fail", "replace", "append")
+
+
+def check_if_exists(if_exists: str) -> str:
+    """`if_exists` when it is one of IF_EXISTS; else one line with the choices."""
+    if if_exists not in IF_EXISTS:
+        raise OptionError("if_exists", f"{if_exists!r} is unknown; use one of {', '.join(IF_EXISTS)}")
+    return if_exists
 
 
 def is_db_target(target: object) -> bool:
@@ -94,6 +102,26 @@ def write(
                 on_rows(n)
 
         return load(target, table, schema, frames, if_exists=if_exists, batch_size=batch_size, on_rows=tick, bulk=bulk)
+
+
+def read_table(url: str | Path | DbTarget, table: str) -> pd.DataFrame:
+    """A whole table as a frame (what `validate` checks when its data is a database URL)."""
+    import sqlalchemy as sa
+
+    from shopgen.db.target import first_line
+
+    target = parse_target(url)
+    if target.family == "sqlite" and not Path(target.url.database or "").is_file():
+        raise ShopgenError(f"database {target} does not exist; check the URL or run the sample / seed step first")
+    engine = target.engine()
+    try:
+        return pd.read_sql_table(table, engine)
+    except ValueError:
+        raise ShopgenError(f"table {table!r} is not in {target}; check the table name") from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise ShopgenError(f"cannot read table {table!r} from {target} ({first_line(exc)}); check the URL") from None
+    finally:
+        engine.dispose()
 
 
 def create_table_sql(schema: CatalogSchema, table: str, dialect: str) -> str:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from shopgen.db import DEFAULT_BATCH, check_if_exists
 from shopgen.db.ddl import create_table_sql, dialect_for, key_name, key_sql, kind_of
 from shopgen.db.target import DbTarget, driver_errors, first_line
 from shopgen.errors import ShopgenError
@@ -47,8 +48,6 @@ from shopgen.schema import CatalogSchema
 
 T = TypeVar("T")
 R = TypeVar("R")
-IF_EXISTS = ("fail", "replace", "append")
-DEFAULT_BATCH = 10_000
 SQLITE_ROWS_PER_INSERT = 100
 STAGE_PREFIX = "_shopgen_"
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -259,8 +258,7 @@ def describe(cur: Any, family: str, table: str) -> TableInfo:
 
 def decide(info: TableInfo, target: DbTarget, table: str, if_exists: str, schema: CatalogSchema) -> None:
     """Refuse, before any row moves, what `if_exists` says must not happen."""
-    if if_exists not in IF_EXISTS:
-        raise ShopgenError(f"if_exists {if_exists!r} is unknown; use one of {', '.join(IF_EXISTS)}")
+    check_if_exists(if_exists)
     if not info.exists:
         return
     if if_exists == "fail":
@@ -331,8 +329,7 @@ def load(
     bulk: str = "auto",
 ) -> Loaded:
     """Load `frames` into `table` all-or-nothing; `bulk='insert'` forces MariaDB's executemany path."""
-    if if_exists not in IF_EXISTS:
-        raise ShopgenError(f"if_exists {if_exists!r} is unknown; use one of {', '.join(IF_EXISTS)}")
+    check_if_exists(if_exists)
     if batch_size < 1:
         raise ShopgenError(f"batch size {batch_size} must be at least 1")
     feed = Feed(frames, batch_size)

@@ -22,9 +22,9 @@ from shopgen.errors import ShopgenError
 from shopgen.presets import TextPreset
 from shopgen.progress import progress_bar
 from shopgen.schema import CatalogSchema
+from shopgen.text import SAMPLING_PRECISIONS
 from shopgen.text.decoder import SlotDecoder
 from shopgen.text.guard import BOILERPLATE_SHARE, CopyGuard
-from shopgen.text.precision import SAMPLING_PRECISIONS
 from shopgen.text.precision import resolve as resolve_precision
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
 from shopgen.text.sampler import FieldSpec, SamplingConfig
@@ -59,7 +59,7 @@ class TextModel:
         self.max_seconds = max_seconds
         self.max_epochs = max_epochs
         self.seed = seed
-        self.sampling = sampling or SamplingConfig()
+        self.sampling = sampling or SamplingConfig(precision="auto")
         self.precision = precision
 
     # ---- fit -----------------------------------------------------------------------------------
@@ -193,13 +193,14 @@ class TextModel:
         return [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in self.format_.text_columns]
 
     def sampling_precision(self, cfg: SamplingConfig) -> str:
-        """The number type the sampler's weight matmuls run in under `cfg` on this machine ("auto" resolved);
-        fp32 for a model the slot decoder does not run (another architecture's `--text-base`)."""
+        """The number type the sampler's weight matmuls run in under `cfg` on this machine: the one place
+        "auto" is decided; fp32 for a model the slot decoder does not run (another architecture's `--text-base`)."""
         return resolve_precision(cfg.precision, SAMPLING_PRECISIONS) if SlotDecoder.supports(self.model_) else "fp32"
 
     def generate_tokens(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig,
                         on_batch=None) -> list[list[list[int]]]:
         """Token ids per row per text field for encoded condition prompts (what the benchmarks time)."""
+        cfg = dataclasses.replace(cfg, precision=self.sampling_precision(cfg))
         if cfg.guidance > 0 and not self.unconditional_share_:
             raise ShopgenError("this text model was trained without unconditional rows, so it cannot sample "
                                "with guidance; sample with guidance 0 or refit it")

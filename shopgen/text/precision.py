@@ -28,10 +28,9 @@ from collections.abc import Callable
 import torch
 
 from shopgen.errors import ShopgenError
-from shopgen.text import machine
+from shopgen.text import TRAINING_PRECISIONS, machine
 
-PRECISIONS = ("auto", "fp32", "bf16")  # training's
-SAMPLING_PRECISIONS = (*PRECISIONS, "int8")  # the sampler's weight matmuls: int8 weights, activations per call
+PRECISIONS = TRAINING_PRECISIONS
 MIN_SPEEDUP = 1.25  # below this, a narrower type's rounding is not worth its speed
 _PROBE_SHAPE = (1024, 256, 1024)  # (tokens, width, 4 x width): a training matmul of the `small` preset
 _SAMPLE_SHAPE = (256, 256, 1024)  # a sampling step's MLP matmul of the `small` preset, 256 rows

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 
 from shopgen.text import native
 from shopgen.text.decoder import HFDecoder, SlotDecoder, closing_up
-from shopgen.text.precision import SAMPLING_PRECISIONS, resolve
 
 COMPACT_SHARE = 4  # the fallback path compacts once a quarter of its batch has finished
 REFILL_SHARE = 0.125  # refill once 1/8 of slots is free: measured best or near-best on dmart and sample data
@@ -52,8 +51,8 @@ class SamplingConfig:
     `guided_tokens`: how many of the next field's first tokens it still steers, where a description picks
     its topic. `workers`: processes of one thread each, each sampling a shard of the rows (shards.py;
     default one per torch thread). `precision`: the number type of the decoder's weight matmuls (GPT-2
-    models); "auto" takes the faster of bf16 and int8 where a timing kept per machine finds it 1.25x fp32's
-    speed (precision.py), at unchanged text scores.
+    models); a model's own config says "auto" (TextModel), which it decides before sampling: the faster of
+    bf16 and int8 where a timing kept per machine finds it 1.25x fp32's speed, at unchanged text scores.
     """
 
     temperature: float = 1.0
@@ -63,7 +62,7 @@ class SamplingConfig:
     guidance: float = 1.0
     workers: int | None = None
     guided_fields: int | None = 1
-    precision: str = "auto"
+    precision: str = "fp32"
     guided_tokens: int = 32
 
     @property
@@ -71,6 +70,15 @@ class SamplingConfig:
         """`batch_size`, or MODEL_ROWS decoder rows: guidance of every field runs each row twice (guidance of
         the name alone, a few rows twice at a time)."""
         return self.batch_size or (MODEL_ROWS // 2 if self.guidance > 0 and self.guided_fields is None else MODEL_ROWS)
+
+
+def concrete(precision: str) -> str:
+    """`precision` itself: "auto" is decided once, by the caller that owns the model (TextModel), so every
+    worker and every redraw round multiplies in the same type."""
+    if precision not in ("fp32", "bf16", "int8"):
+        raise ValueError(f"the sampler runs fp32, bf16 or int8, not {precision!r}: decide 'auto' first "
+                         "(TextModel.sampling_precision)")
+    return precision
 
 
 def _draw(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator, lib=None) -> torch.Tensor:
@@ -276,7 +284,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
     queue = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), prompts[i]), reverse=True)
     slots = min(cfg.rows_per_step, len(prompts))
     longest = max(map(len, prompts)) + sum(f.max_tokens + 2 for f in fields) + 2
-    precision = resolve(cfg.precision, SAMPLING_PRECISIONS)
+    precision = concrete(cfg.precision)
     if empty is None:
         decoder = SlotDecoder(model, slots, longest, walker.bias, precision)
     else:

@@ -32,13 +32,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
 
 import torch
 
 from shopgen.errors import ShopgenError
-from shopgen.text.precision import SAMPLING_PRECISIONS, resolve
-from shopgen.text.sampler import FieldSpec, SamplingConfig, generate_fields
+from shopgen.text.sampler import FieldSpec, SamplingConfig, concrete, generate_fields
 
 MIN_SHARD_ROWS = 64  # fewer rows a worker do not pay for its start (forked: ~40 ms for a tiny model); redraws stay here
 WATCH_SECONDS = 0.5  # how often a worker without a parent-death signal checks that its parent lives
@@ -67,9 +65,9 @@ def generate_sharded(
 ) -> list[list[list[int]]]:
     """`sampler.generate_fields` over `plan(len(prompts), cfg.workers)` workers; the same result shape.
 
-    With one worker it runs here, on the caller's generator, exactly as `generate_fields` does. An "auto"
-    precision is decided here, once: every worker multiplies in the same float type."""
-    cfg = replace(cfg, precision=resolve(cfg.precision, SAMPLING_PRECISIONS))
+    With one worker it runs here, on the caller's generator, exactly as `generate_fields` does. The precision
+    must be decided already (not "auto"), so every worker multiplies in the same float type."""
+    concrete(cfg.precision)
     workers = plan(len(prompts), cfg.workers)
     if workers == 1:
         return generate_fields(model, prompts, fields, cfg=cfg, generator=generator, on_batch=on_batch, **sampler_args)

@@ -41,7 +41,7 @@ with DAG(
     tags=["shopgen", "synthetic-data"],
     params={
         "data": Param(str(HOME / "sample_data" / "products.csv"), type="string", description="Real catalog to learn (csv, parquet, jsonl)."),
-        "schema": Param(str(HOME / "schemas" / "product_catalog.yaml"), type="string", description="Its YAML schema."),
+        "schema": Param(str(HOME / "shopgen" / "demo" / "product_catalog.yaml"), type="string", description="Its YAML schema."),
         "workdir": Param(str(HOME / "out" / "airflow"), type="string", description="Each run writes under workdir/<date>/."),
         "rows": Param(200, type="integer", minimum=1, description="Rows to generate."),
         "seed": Param(7, type="integer", minimum=0, description="Same seed, same model and catalog."),

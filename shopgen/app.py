@@ -1,0 +1,494 @@
+"""The steps a user runs — fit, sample, validate, seed, evaluate, and the demo — each implemented once.
+
+The command line (`cli.py`), the YAML runner (`pipeline.py`) and the Airflow operators call these
+functions with typed values, so the same inputs write the same files whichever door they came through.
+Each step checks every input before anything heavy loads (a typo fails in a fraction of a second, with
+nothing written), opens a bundle once, and returns a result object: `to_dict()` is what `shopgen run
+--json` writes and Airflow keeps as XCom, `describe()` is its one line for a log.
+
+A failed validation or quality gate is part of the result; `check()` raises it (ValidationFailed,
+GatesFailed: exit 1), after the caller has shown what it wants to show.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shopgen.errors import ShopgenError, ValidationFailed
+from shopgen.options import FitOptions, TextSampling
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shopgen.evaluation.report import Report
+    from shopgen.schema import CatalogSchema
+    from shopgen.synthesizer import SampleStats
+    from shopgen.validation import ValidationResult
+
+DEFAULT_SEED_BATCH = 1000  # rows generated and loaded per batch by `seed`
+DEFAULT_HOLDOUT = 0.2
+
+
+def _since(t0: float) -> float:
+    return round(time.perf_counter() - t0, 2)
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x  # NaN is not JSON
+
+
+# ---- fit -----------------------------------------------------------------------------------------
+@dataclass
+class FitResult:
+    bundle: str
+    rows: int
+    options: FitOptions
+    tabular_kind: str
+    tabular_epochs: int | None
+    selection: dict[str, float]
+    text: dict[str, Any] | None
+    seconds: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "fit", "bundle": self.bundle, "rows": self.rows, "tabular": self.options.tabular,
+                "tabular_kind": self.tabular_kind, "tabular_selection": self.selection, "preset": self.options.preset,
+                "tabular_epochs": self.tabular_epochs, "text": self.text, "seconds": self.seconds,
+                "warnings": self.warnings}
+
+    def describe(self) -> str:
+        text = (f"text {self.seconds['text']}s, {self.text['steps']} steps in {self.text['precision']}, "
+                f"val loss {self.text['val_loss']}" if self.text else "no text columns")
+        return (f"fitted {self.rows} rows in {self.seconds['total']:.0f}s (tabular {self.tabular_kind} "
+                f"{self.seconds['tabular']}s, {self.tabular_epochs} epochs; {text}) -> {self.bundle}")
+
+
+def fit(data: str | Path, out: str | Path, options: FitOptions | None = None, schema: str | Path | None = None,
+        show_progress: bool = False) -> FitResult:
+    """Learn a catalog file and write the model bundle to `out`; the schema is inferred when none is given.
+
+    With `epochs` and `text_epochs` set and time budgets that are not reached, training is deterministic
+    for a seed, so two runs give the same bundle contents."""
+    from shopgen.bundle import check_bundle_target
+    from shopgen.schema import CatalogSchema
+    from shopgen.sources import read_catalog
+
+    t0 = time.perf_counter()
+    options = (options or FitOptions()).check()
+    check_bundle_target(out)
+    cat = CatalogSchema.from_yaml(schema) if schema else None
+    df = read_catalog(data)
+    if cat is None:
+        cat = CatalogSchema.infer(df, name=Path(data).stem)
+    from shopgen.synthesizer import CatalogSynthesizer
+
+    synth = CatalogSynthesizer(cat, options, show_progress=show_progress).fit(df, source=str(data))
+    synth.save(out)
+    stats = synth.text_model_.stats_ if synth.text_model_ is not None else None
+    return FitResult(
+        bundle=str(out), rows=synth.n_training_rows_, options=options, tabular_kind=synth.tabular_model_.kind_,
+        tabular_epochs=getattr(synth.tabular_model_, "epochs_", None), selection=synth.tabular_model_.selection_,
+        text=None if stats is None else {"steps": stats.steps, "epochs": stats.epochs, "val_loss": _finite(stats.val_loss),
+                                         "stopped_by": stats.stopped_by, "precision": stats.precision},
+        seconds={**synth.fit_seconds_, "total": _since(t0)}, warnings=list(synth.fit_warnings_),
+    )
+
+
+# ---- sample --------------------------------------------------------------------------------------
+@dataclass
+class SampleResult:
+    output: str
+    table: str | None
+    rows: int
+    seed: int
+    conditions: dict[str, Any]
+    stats: SampleStats
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "step": "sample", "output": self.output, "table": self.table, "rows": self.rows, "seed": self.seed,
+            "conditions": {k: list(v) if isinstance(v, tuple) else v for k, v in self.conditions.items()},
+            "validation": {"success": True,  # sample() returns only rows that passed every expectation, or raises
+                           "summary": self.validation_summary(),
+                           "drawn": s.drawn, "invalid": s.invalid, "copies_redrawn": s.copies_redrawn},
+            "stats": s.to_dict(), "seconds": self.seconds,
+        }
+
+    def validation_summary(self) -> str:
+        s = self.stats
+        return (f"{self.rows} rows passed all expectations; {s.invalid} of {s.drawn} drawn rows failed and were "
+                f"redrawn in {s.rounds} round(s), {s.copies_redrawn} texts redrawn for copying training text")
+
+    @property
+    def where(self) -> str:
+        return self.output if self.table is None else f"table {self.table!r} in {self.output}"
+
+    def describe(self) -> str:
+        precision = f"; text matmuls in {self.stats.text_precision}" if self.stats.text_precision else ""
+        return f"wrote {self.rows} valid rows to {self.where} in {self.seconds['total']:.1f}s ({self.validation_summary()}{precision})"
+
+    def notes(self) -> list[str]:
+        """What a user should know about the rows written: values only a few training rows carried."""
+        return [f"{count} rows carry a {column!r} value that fewer than five training rows had "
+                "(a name of one real product or seller)"
+                for column, count in self.stats.rare_level_copies.items() if count]
+
+
+def sample(
+    bundle: str | Path, n: int, output: str | Path, *, seed: int = 0,
+    conditions: Mapping[str, Any] | list[str] | None = None, text: TextSampling | None = None,
+    table: str | None = None, if_exists: str | None = None, csv_raw: bool = False,
+    create_folder: bool = False, show_progress: bool = False,
+) -> SampleResult:
+    """`n` valid rows from `bundle`, written atomically to a file (.csv, .parquet, .jsonl) or a database
+    URL (`table`: default the schema's name). Same bundle, seed and text options: same rows.
+
+    `conditions`: {"category": "Shoes", "price": (10, 50)} or ["category=Shoes", "price=10..50"].
+    `if_exists`: a file's replace (default) or fail; a table's fail (default), replace or append.
+    `create_folder`: make the output's folder (a pipeline owns its work folder); else it must exist."""
+    from shopgen.bundle import open_bundle
+    from shopgen.db import is_db_target
+    from shopgen.limits import check_rows
+    from shopgen.sinks import check_target
+
+    t0 = time.perf_counter()
+    check_rows(n, seed)
+    text = (text or TextSampling()).check()
+    output = str(output)
+    if create_folder and not is_db_target(output):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    target = check_target(output, if_exists)
+    opened = open_bundle(bundle)
+    conds = _conditions(conditions, opened.schema)
+    if not isinstance(target, Path):
+        from shopgen.db import check
+
+        table = table or opened.schema.name
+        check(target, table, if_exists or "fail", opened.schema)  # connection and table state, before generating
+    else:
+        table = None
+    from shopgen.sinks import write
+    from shopgen.synthesizer import CatalogSynthesizer
+
+    synth = CatalogSynthesizer.load(opened, show_progress=show_progress)
+    catalog, stats = synth.sample(n, seed=seed, conditions=conds, text=text)
+    t1 = time.perf_counter()
+    write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=show_progress, raw=csv_raw)
+    return SampleResult(output=str(target), table=table, rows=len(catalog), seed=seed, conditions=dict(conds or {}),
+                        stats=stats, seconds={"sample": round(t1 - t0, 2), "write": _since(t1), "total": _since(t0)})
+
+
+def _conditions(value: Mapping[str, Any] | list[str] | str | None, schema: CatalogSchema) -> dict[str, Any] | None:
+    """{'category': 'Shoes', 'price': [10, 50]} (YAML / Python) or ['category=Shoes', 'price=10..50'] (CLI form)."""
+    from shopgen.conditions import check, parse_where
+
+    if value is None or value == "" or len(value) == 0:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, Mapping):
+        return check({k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}, schema)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return parse_where(list(value), schema)
+    raise ShopgenError(f"conditions {value!r}: write a mapping like {{category: Shoes, price: [10, 50]}} "
+                       "or a list like ['category=Shoes', 'price=10..50']")
+
+
+# ---- validate ------------------------------------------------------------------------------------
+@dataclass
+class ValidateResult:
+    data: str
+    validation: ValidationResult
+    seconds: dict[str, float]
+
+    @property
+    def success(self) -> bool:
+        return self.validation.success
+
+    def to_dict(self) -> dict[str, Any]:
+        v = self.validation
+        return {"step": "validate", "data": self.data, "success": v.success, "rows": v.n_rows,
+                "expectations": v.n_expectations, "failures": dict(v.failures), "summary": v.summary(),
+                "seconds": self.seconds}
+
+    def describe(self) -> str:
+        return f"{'PASS' if self.success else 'FAIL'} {self.data}: {self.validation.summary()}"
+
+    def lines(self) -> list[str]:
+        """One line per expectation, then the verdict."""
+        v = self.validation
+        out = [f"FAIL  {label}: {v.failures[label]} rows, e.g. {v.examples.get(label, [])}" if label in v.failures
+               else f"ok    {label}" for label in v.labels]
+        return [*out, ("PASS  " if v.success else "FAIL  ") + v.summary()]
+
+    def check(self) -> ValidateResult:
+        if not self.success:
+            raise ValidationFailed(f"{self.data} fails validation: {self.validation.summary()}")
+        return self
+
+
+def validate(data: str | Path, schema: str | Path, table: str | None = None) -> ValidateResult:
+    """Check a catalog file, or a database table when `data` is a URL (`table`: default the schema's name),
+    against the schema's expectations. The result says what failed; `check()` raises it."""
+    from shopgen.schema import CatalogSchema
+    from shopgen.validation import validate as run_validation
+
+    t0 = time.perf_counter()
+    cat = CatalogSchema.from_yaml(schema)
+    df = _read(str(data), table, cat)
+    return ValidateResult(str(data), run_validation(df, cat), {"total": _since(t0)})
+
+
+def _read(data: str, table: str | None, schema: CatalogSchema) -> pd.DataFrame:
+    """A catalog from a file, or from a table when `data` is a database URL."""
+    from shopgen.db import is_db_target, read_table
+    from shopgen.sources import read_catalog
+
+    return read_table(data, table or schema.name) if is_db_target(data) else read_catalog(data)
+
+
+# ---- seed ----------------------------------------------------------------------------------------
+@dataclass
+class SeedResult:
+    db: str
+    table: str
+    rows: int
+    source: dict[str, Any]
+    method: str
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "seed", "db": self.db, "table": self.table, "rows": self.rows, **self.source,
+                "method": self.method, "seconds": self.seconds}
+
+    def describe(self) -> str:
+        s = self.seconds
+        return (f"seeded {self.rows} valid rows into table {self.table!r} in {self.db} in {s['total']:.1f}s "
+                f"(generating {s['generate']:.1f}s, loading {s['load']:.1f}s through {self.method})")
+
+
+def seed(
+    db: str | Path, table: str | None = None, *, bundle: str | Path | None = None, rows: int | None = None,
+    data: str | Path | None = None, schema: str | Path | None = None, if_exists: str = "fail", seed: int = 0,
+    batch_size: int = DEFAULT_SEED_BATCH, show_progress: bool = False,
+) -> SeedResult:
+    """Fill a database table, all or nothing. Either generate (`bundle` + `rows`, streamed in batches of
+    `batch_size`; the same seed and batch size give the same rows) or load a catalog file already made
+    (`data`, checked against `schema`, default the bundle's, which also gives the table its types and
+    constraints). `table`: default the schema's name, else the file's stem."""
+    from shopgen.db import check, check_if_exists, parse_target
+    from shopgen.db import write as db_write
+    from shopgen.db.ddl import check_table_name
+    from shopgen.limits import check_rows
+    from shopgen.schema import CatalogSchema
+
+    t0 = time.perf_counter()
+    if (bundle is None) == (data is None) or (data is None and rows is None):
+        raise ShopgenError("seed needs either bundle and rows (generate) or data (load a catalog file)")
+    check_if_exists(if_exists)
+    if data is None:
+        check_rows(rows, seed, streamed=True)
+        if batch_size < 1:
+            raise ShopgenError(f"batch_size {batch_size} is below 1; use e.g. {DEFAULT_SEED_BATCH}")
+    target = parse_target(str(db))
+    opened = None
+    if bundle is not None:
+        from shopgen.bundle import open_bundle
+
+        opened = open_bundle(bundle)
+    cat = CatalogSchema.from_yaml(schema) if schema else (opened.schema if opened else None)
+    table = check_table_name(table or (cat.name if cat else Path(str(data)).stem))
+    if data is not None:
+        from shopgen.sources import read_catalog
+
+        frame = read_catalog(data)
+        if cat is not None:
+            frame = cat.check_frame(frame, source=str(data))
+            check(target, table, if_exists, cat)
+        loaded = db_write(frame, target, table, schema=cat, if_exists=if_exists, show_progress=show_progress)
+        source: dict[str, Any] = {"data": str(data)}
+    else:
+        check(target, table, if_exists, cat)  # before the model loads: a doomed seed fails in a second
+        from shopgen.synthesizer import CatalogSynthesizer
+
+        synth = CatalogSynthesizer.load(opened, show_progress=False)
+        loaded = db_write(synth.iter_sample(rows, seed, batch_size), target, table, schema=synth.schema,
+                          if_exists=if_exists, batch_size=batch_size, total=rows, show_progress=show_progress)
+        source = {"bundle": str(bundle), "seed": seed}
+    return SeedResult(db=str(target), table=table, rows=loaded.rows, source=source, method=loaded.method,
+                      seconds={"generate": round(loaded.input_seconds, 2),
+                               "load": round(loaded.seconds - loaded.input_seconds, 2), "total": _since(t0)})
+
+
+# ---- evaluate ------------------------------------------------------------------------------------
+@dataclass
+class EvaluateResult:
+    report: Report
+    html: str | None
+    json: str | None
+    gates: dict[str, dict[str, float]]
+    failed: list[str]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        from shopgen.evaluation.report import HEADLINE
+
+        scores = self.report.to_dict()["scores"]
+        keys = [*HEADLINE, *self.gates["minimum"], *self.gates["maximum"]]
+        return {"step": "evaluate", "report": self.html, "json": self.json, "rows": self.report.meta["rows"],
+                "scores": {k: scores[k] for k in keys if k in scores}, "summary": self.report.summary(),
+                "gates": {"checked": self.checked, "failed": self.failed}, "seconds": self.seconds}
+
+    @property
+    def checked(self) -> int:
+        return len(self.gates["minimum"]) + len(self.gates["maximum"])
+
+    def describe(self) -> str:
+        rows = self.report.meta["rows"]
+        written = ", ".join(p for p in (self.html, self.json) if p)
+        return (f"evaluated {rows['synthetic']} synthetic rows against {rows['train']} training and "
+                f"{rows['holdout']} hold-out rows in {self.seconds['total']:.1f}s" + (f" -> {written}" if written else ""))
+
+    def check(self) -> EvaluateResult:
+        from shopgen.evaluation.gates import GatesFailed
+
+        if self.failed:
+            raise GatesFailed("gates failed: " + "; ".join(self.failed))
+        return self
+
+
+def evaluate(
+    real: str | Path, synthetic: str | Path, schema: str | Path, *, report: str | Path | None = None,
+    json: str | Path | None = None, holdout: str | float | None = None,
+    minimum: Mapping[str, float] | None = None, maximum: Mapping[str, float] | None = None,
+    target: str | None = None, seed: int = 0, create_folders: bool = False,
+) -> EvaluateResult:
+    """Score `synthetic` against `real` (fidelity, text, privacy, utility), write the HTML and JSON
+    reports, and say which gates (e.g. minimum={'quality': 0.8}) it missed; `check()` raises them.
+
+    `holdout`: real rows the synthesizer never saw, a fraction of `real` (default 0.2; exact when the
+    synthesizer was fitted on the rest) or a file of hold-out rows (then `real` is the training rows)."""
+    from shopgen.evaluation.gates import check_names
+    from shopgen.limits import check_rows
+    from shopgen.schema import CatalogSchema
+    from shopgen.sources import read_catalog
+
+    t0 = time.perf_counter()
+    check_rows(1, seed)
+    mins, maxs = dict(minimum or {}), dict(maximum or {})
+    cat = CatalogSchema.from_yaml(schema)
+    from shopgen.evaluation.report import possible_names
+
+    valid = possible_names(cat)
+    check_names(mins, valid, "minimum")
+    check_names(maxs, valid, "maximum")
+    html = _report_path(report, ".html", "report", create_folders)
+    json_path = _report_path(json, ".json", "json", create_folders)
+    fraction, holdout_file = _holdout(holdout)
+    if target is not None:
+        cat.column(target)
+    real_df, synth_df = read_catalog(real), read_catalog(synthetic)
+    from shopgen.evaluation.report import evaluate as run_evaluation
+
+    split = {"holdout": read_catalog(holdout_file)} if holdout_file else {"holdout_fraction": fraction}
+    result = run_evaluation(real_df, synth_df, cat, target=target, seed=seed, **split)
+    if html:
+        result.to_html(html)
+    if json_path:
+        result.to_json(json_path)
+    return EvaluateResult(result, str(html) if html else None, str(json_path) if json_path else None,
+                          {"minimum": mins, "maximum": maxs}, result.check(mins, maxs), {"total": _since(t0)})
+
+
+def _report_path(path: str | Path | None, suffix: str, option: str, create_folder: bool) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise ShopgenError(f"{option} {str(path)!r} must end in {suffix}")
+    if create_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise ShopgenError(f"{option} folder {str(path.parent)!r} does not exist; create it first")
+    return path
+
+
+def _holdout(value: str | float | Path | None) -> tuple[float | None, Path | None]:
+    """0.2 or '0.2': a fraction of the real rows; anything else: a file of real rows the synthesizer never saw."""
+    if value is None:
+        return DEFAULT_HOLDOUT, None
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        path = Path(str(value))
+        if not path.is_file():
+            raise ShopgenError(f"holdout {str(value)!r} is neither a fraction like 0.2 nor an existing file of "
+                               "real hold-out rows") from None
+        return None, path
+    if not 0 < fraction < 1:
+        raise ShopgenError(f"holdout {value} is outside (0, 1); use a fraction like 0.2 or a file")
+    return fraction, None
+
+
+# ---- demo ----------------------------------------------------------------------------------------
+@dataclass
+class DemoResult:
+    folder: str
+    training_rows: int
+    catalog: pd.DataFrame
+    validation: ValidationResult
+    text_columns: list[str]
+    seconds: dict[str, float]
+
+    def lines(self, shown: int = 5) -> list[str]:
+        out = [f"{min(shown, len(self.catalog))} of {len(self.catalog)} generated products:"]
+        for record in self.catalog.head(shown).to_dict("records"):
+            text = {c: record.pop(c) for c in self.text_columns}
+            out.append("  " + " | ".join(f"{k}={v}" for k, v in record.items()))
+            out += [f"    {name}: {value}" for name, value in text.items()]
+        folder = Path(self.folder)
+        return [*out,
+                f"fit    {self.seconds['fit']:.0f}s on {self.training_rows} sample products -> {folder / 'model'}",
+                f"sample {self.seconds['sample']:.0f}s -> {folder / 'catalog.csv'} ({len(self.catalog)} rows)",
+                ("PASS  " if self.validation.success else "FAIL  ") + self.validation.summary(),
+                f"next: shopgen sample {folder / 'model'} -n 5000 -o catalog.parquet --seed 1"]
+
+
+def demo(out: str | Path = "demo_output", rows: int = 1000, options: FitOptions | None = None,
+         show_progress: bool = False) -> DemoResult:
+    """Make the demo catalog (seeded, offline), fit the `fast` preset on it, sample `rows`, validate them;
+    everything lands in `out`: products.csv, schema.yaml, model/, catalog.csv."""
+    from shopgen import demo as demo_catalog
+    from shopgen.bundle import check_bundle_target
+    from shopgen.limits import check_rows
+    from shopgen.sinks import write, write_text
+    from shopgen.sources import read_catalog
+    from shopgen.validation import validate as run_validation
+
+    check_rows(rows)
+    options = (options or FitOptions()).check()
+    folder = Path(out)
+    check_bundle_target(folder / "model")
+    folder.mkdir(parents=True, exist_ok=True)
+    cat = demo_catalog.schema()
+    demo_catalog.write_csv(demo_catalog.build_catalog(), folder / "products.csv")
+    df = read_catalog(folder / "products.csv")  # the rows as a user's file gives them
+    write_text(cat.to_yaml(), folder / "schema.yaml")
+    from shopgen.synthesizer import CatalogSynthesizer
+
+    t0 = time.perf_counter()
+    synth = CatalogSynthesizer(cat, options, show_progress=show_progress).fit(df)
+    synth.save(folder / "model")
+    t1 = time.perf_counter()
+    catalog, _ = synth.sample(rows, seed=7)
+    t2 = time.perf_counter()
+    write(catalog, folder / "catalog.csv")
+    return DemoResult(str(folder), len(df), catalog, run_validation(catalog, cat), [c.name for c in cat.text_columns],
+                      {"fit": t1 - t0, "sample": t2 - t1})
