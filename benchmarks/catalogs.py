@@ -3,7 +3,7 @@
 For each catalog (every folder of ../shared/data with a products.csv, plus the demo catalog
 sample_data/products.csv), with no hand edits and nothing catalog-specific in this file:
 
-1. read it (`shopgen.sources.read_catalog`) and infer its schema (`CatalogSchema.infer`); where
+1. read it (`shopgen.sources.read_catalog`) and infer its schema (`shopgen.inference.infer_schema`); where
    `shopgen.inference.infer_schema` exists, the columns whose kind it doubts (name and reason);
 2. check the rows against the schema and hold out 20 % of them (seed 0);
 3. fit `CatalogSynthesizer` (preset `fast`, `--tabular`, seed 0) on the other 80 %;
@@ -101,7 +101,7 @@ def _doubtful(df, catalog: str) -> dict:
                     for d in decisions if getattr(d, "doubtful", False)]
     except AttributeError as exc:
         return {"available": False, "why": _one_line(exc)}
-    except Exception as exc:  # recorded, not fatal: the benchmark's schema is CatalogSchema.infer's
+    except Exception as exc:  # recorded, not fatal: the benchmark's schema is infer_schema's
         return {"available": True, "error": _one_line(exc)}
     return {"available": True, "seconds": round(time.perf_counter() - t0, 2), "decisions": len(decisions),
             "doubtful": doubtful}
@@ -122,7 +122,7 @@ def run_one(catalog: str, path: Path, args: argparse.Namespace, out: dict) -> di
     import torch
 
     from shopgen.evaluation.report import evaluate, split_holdout
-    from shopgen.schema import CatalogSchema
+    from shopgen.inference import infer_schema
     from shopgen.sources import read_catalog
     from shopgen.synthesizer import CatalogSynthesizer
     from shopgen.validation import validate
@@ -140,7 +140,7 @@ def run_one(catalog: str, path: Path, args: argparse.Namespace, out: dict) -> di
     done("read", t0)
     out["step"] = "infer"
     t0 = time.perf_counter()
-    schema = CatalogSchema.infer(df, name=catalog)
+    schema = infer_schema(df, name=catalog).schema
     done("infer", t0)
     out["schema"] = {
         "columns": len(schema.columns),
@@ -403,7 +403,7 @@ def _cell(text: str) -> str:
 def markdown(saved: list[dict], meta: dict) -> str:
     lines = [f"# Every catalog, untouched: schema inference to evaluation ({meta.get('date', 'n/a')}, "
              f"{meta.get('tabular', 'ctgan')}, preset fast{', quick' if meta.get('quick') else ''})", "",
-             f"Each catalog read as it is, its schema inferred (`CatalogSchema.infer`), {HOLDOUT:.0%} of the checked "
+             f"Each catalog read as it is, its schema inferred (`shopgen.inference.infer_schema`), {HOLDOUT:.0%} of the checked "
              f"rows held out (seed {SEED}), `CatalogSynthesizer` (preset fast, seed {SEED}) fitted on the rest, "
              "min(rows, --rows) rows sampled (seed 1), validated against the schema and scored by "
              "`shopgen.evaluation.evaluate` against the training part and the hold-out. Real = the hold-out's own "

@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pandas as pd  # noqa: E402
 
 from shopgen.evaluation.text import consistency  # noqa: E402
-from shopgen.schema import CatalogSchema  # noqa: E402
+from shopgen.inference import infer_schema
 from shopgen.synthesizer import CatalogSynthesizer  # noqa: E402
 from shopgen.text.machine import isa_limits  # noqa: E402
 
@@ -55,7 +55,7 @@ def main() -> None:
                         help="results file stem under benchmarks/results/ (keep one per machine class)")
     args = parser.parse_args()
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / args.catalog / "products.csv")
-    schema = CatalogSchema.infer(raw, name=args.catalog)
+    schema = infer_schema(raw, name=args.catalog).schema
     if args.bundle:
         synth = CatalogSynthesizer.load(args.bundle, show_progress=False)
         schema = synth.schema

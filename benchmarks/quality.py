@@ -60,10 +60,11 @@ TABLE = "catalog"
 def load(catalog: str):
     """(schema, tabular-only schema, train, hold-out); loaded once and handed to each worker process."""
     from shopgen.evaluation.report import split_holdout
+    from shopgen.inference import infer_schema
     from shopgen.schema import CatalogSchema
 
     raw = pd.read_csv(DATA / catalog / "products.csv")
-    schema = CatalogSchema.infer(raw, name=catalog)
+    schema = infer_schema(raw, name=catalog).schema
     df = schema.check_frame(raw, source=catalog)
     train, hold = split_holdout(df, HOLDOUT, SEED)
     tab = CatalogSchema(name=catalog, columns=tuple(schema.tabular_columns), rules=schema.rules)

@@ -42,13 +42,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from shopgen.inference import infer_schema
 from shopgen.presets import get_preset  # noqa: E402
-from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text import (
     SAMPLING_PRECISIONS,  # noqa: E402
     native,  # noqa: E402
 )
-from shopgen.text.decoder import _prepare, _project  # noqa: E402
+from shopgen.text.decoder import prepare, project  # noqa: E402
 from shopgen.text.machine import isa_limits  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.precision import resolve  # noqa: E402
@@ -64,8 +64,8 @@ def _matmul(m: int, k: int, n: int, precision: str) -> Callable[[], torch.Tensor
     """`x @ w + b` of shape (m, k) x (k, n) as the sampler runs it in `precision` (int8: torch's dynamic
     quantized linear, activations quantized per call, as shopgen/text/decoder.py does)."""
     if precision == "int8":  # the decoder's own packing and call
-        projection, x = _prepare(torch.randn(k, n), torch.zeros(n), "int8"), torch.randn(m, k)
-        return lambda: _project(x, projection)
+        projection, x = prepare(torch.randn(k, n), torch.zeros(n), "int8"), torch.randn(m, k)
+        return lambda: project(x, projection)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     x, w, b = (torch.randn(*shape, dtype=dtype) for shape in ((m, k), (k, n), (n,)))
     return lambda: torch.addmm(b, x, w)
@@ -250,7 +250,7 @@ def main() -> None:
         model = TextModel.from_pretrained(directory, preset.text)
         source = f"text model {directory}"
     else:
-        schema = CatalogSchema.infer(df, name=args.catalog)
+        schema = infer_schema(df, name=args.catalog).schema
         model = TextModel(preset.text, max_seconds=args.train_seconds).fit(schema, schema.check_frame(df))
         source = f"{args.preset} preset trained {args.train_seconds:.0f}s on {args.catalog}"
     rows = df.sample(args.rows, random_state=0, replace=True)

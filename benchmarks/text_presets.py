@@ -21,8 +21,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pandas as pd  # noqa: E402
 
 from shopgen.evaluation.text import text_metrics  # noqa: E402
+from shopgen.inference import infer_schema
 from shopgen.presets import get_preset  # noqa: E402
-from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text.guard import CopyGuard  # noqa: E402
 from shopgen.text.machine import isa_limits  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
@@ -36,7 +36,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def run(catalog: str, preset: str, save: Path | None = None, load: Path | None = None,
         precision: str = "fp32", max_seconds: float | None = None) -> dict:
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / catalog / "products.csv")
-    schema = CatalogSchema.infer(raw, name=catalog)
+    schema = infer_schema(raw, name=catalog).schema
     df = schema.check_frame(raw)
     train = df.sample(frac=0.9, random_state=0)
     hold = df.drop(train.index)

@@ -24,8 +24,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pandas as pd  # noqa: E402
 
 from shopgen.evaluation.text import text_metrics  # noqa: E402
+from shopgen.inference import infer_schema
 from shopgen.presets import get_preset  # noqa: E402
-from shopgen.schema import CatalogSchema  # noqa: E402
 from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.sampler import SamplingConfig  # noqa: E402
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--name", default="text_sampling", help="results file stem under benchmarks/results/")
     args = parser.parse_args()
     raw = pd.read_csv(ROOT.parent / "shared" / "data" / args.catalog / "products.csv")
-    schema = CatalogSchema.infer(raw, name=args.catalog)
+    schema = infer_schema(raw, name=args.catalog).schema
     df = schema.check_frame(raw)
     train = df.sample(frac=0.9, random_state=0)  # the split text_presets.py trains on
     hold = df.drop(train.index)

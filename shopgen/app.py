@@ -25,7 +25,8 @@ from shopgen.options import FitOptions, TextSampling
 if TYPE_CHECKING:
     import pandas as pd
 
-    from shopgen.evaluation.report import Report
+    from shopgen.evaluation.report import EvaluationReport
+    from shopgen.inference import Inference
     from shopgen.schema import CatalogSchema
     from shopgen.synthesizer import SampleStats
     from shopgen.validation import ValidationResult
@@ -40,6 +41,51 @@ def _since(t0: float) -> float:
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x  # NaN is not JSON
+
+
+# ---- schema --------------------------------------------------------------------------------------
+@dataclass
+class InferResult:
+    found: Inference
+    output: str | None
+
+    @property
+    def schema(self) -> CatalogSchema:
+        return self.found.schema
+
+    def table(self, explain: bool = False) -> str:
+        """Each column's kind and the reason, '?' on the doubtful ones; `explain` adds the evidence."""
+        return self.found.table(explain)
+
+    def describe(self) -> str:
+        schema = self.schema
+        kinds = {t: [c.name for c in schema.of_type(t)] for t in ("id", "categorical", "numeric", "integer", "text")}
+        derived = [c.name for c in schema.columns if c.derived]
+        return (f"wrote {self.output}: " + "; ".join(f"{t}: {len(v)}" for t, v in kinds.items() if v)
+                + f"; text: {kinds['text']}; rules: {[str(r) for r in schema.rules]}; derived: {derived}")
+
+
+def infer(data: str | Path, output: str | Path | None = None, name: str | None = None) -> InferResult:
+    """Guess a catalog's schema and say why (`table()`); written to `output` when given."""
+    from shopgen.inference import infer_schema
+    from shopgen.sinks import write_text
+    from shopgen.sources import read_catalog
+
+    found = infer_schema(read_catalog(data), name=name or Path(data).stem)
+    if output is not None:
+        write_text(found.schema.to_yaml(), output)
+    return InferResult(found, None if output is None else str(output))
+
+
+def ddl(schema: str | Path, dialect: str = "postgresql", table: str | None = None) -> str:
+    """The CREATE TABLE that `seed` runs for a YAML schema, or for a bundle's: types, NOT NULL, key, CHECKs."""
+    from shopgen.bundle import SCHEMA
+    from shopgen.db import create_table_sql
+    from shopgen.schema import CatalogSchema
+
+    path = Path(schema) / SCHEMA if Path(schema).is_dir() else Path(schema)
+    cat = CatalogSchema.from_yaml(path)
+    return create_table_sql(cat, table or cat.name, dialect)
 
 
 # ---- fit -----------------------------------------------------------------------------------------
@@ -330,7 +376,7 @@ def seed(
 # ---- evaluate ------------------------------------------------------------------------------------
 @dataclass
 class EvaluateResult:
-    report: Report
+    report: EvaluationReport
     html: str | None
     json: str | None
     gates: dict[str, dict[str, float]]
@@ -338,7 +384,7 @@ class EvaluateResult:
     seconds: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        from shopgen.evaluation.report import HEADLINE
+        from shopgen.evaluation.scores import HEADLINE
 
         scores = self.report.to_dict()["scores"]
         keys = [*HEADLINE, *self.gates["minimum"], *self.gates["maximum"]]
@@ -384,7 +430,7 @@ def evaluate(
     check_rows(1, seed)
     mins, maxs = dict(minimum or {}), dict(maximum or {})
     cat = CatalogSchema.from_yaml(schema)
-    from shopgen.evaluation.report import possible_names
+    from shopgen.evaluation.scores import possible_names
 
     valid = possible_names(cat)
     check_names(mins, valid, "minimum")

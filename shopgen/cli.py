@@ -10,7 +10,6 @@ import logging
 import sys
 import traceback
 import warnings
-from pathlib import Path
 
 import typer
 
@@ -48,23 +47,15 @@ def schema_infer(
 
     The decision table goes to stdout with -o, else to stderr (stdout is the YAML); '?' marks doubtful ones.
     """
-    from shopgen.inference import infer_schema
-    from shopgen.sinks import write_text
-    from shopgen.sources import read_catalog
+    from shopgen import app as steps
 
-    df = read_catalog(data)
-    found = infer_schema(df, name=name or Path(data).stem)
-    schema = found.schema
+    result = steps.infer(data, output, name=name)
     if output is None:
-        _out(schema.to_yaml())
-        typer.echo(found.table(explain), err=True)
+        _out(result.schema.to_yaml())
+        typer.echo(result.table(explain), err=True)
         return
-    write_text(schema.to_yaml(), output)
-    _out(found.table(explain))
-    kinds = {t: [c.name for c in schema.of_type(t)] for t in ("id", "categorical", "numeric", "integer", "text")}
-    derived = [c.name for c in schema.columns if c.derived]
-    _out(f"wrote {output}: " + "; ".join(f"{t}: {len(v)}" for t, v in kinds.items() if v)
-         + f"; text: {kinds['text']}; rules: {[str(r) for r in schema.rules]}; derived: {derived}")
+    _out(result.table(explain))
+    _out(result.describe())
 
 
 @schema_app.command("ddl")
@@ -74,12 +65,9 @@ def schema_ddl(
     table: str = typer.Option(None, help="Table name (default: the schema's name)."),
 ) -> None:
     """Print the CREATE TABLE that `shopgen seed` runs for a schema: types, NOT NULL, key, CHECKs."""
-    from shopgen.db import create_table_sql
-    from shopgen.schema import CatalogSchema
+    from shopgen import app as steps
 
-    path = Path(schema) / "schema.yaml" if Path(schema).is_dir() else Path(schema)
-    cat = CatalogSchema.from_yaml(path)
-    _out(create_table_sql(cat, table or cat.name, dialect))
+    _out(steps.ddl(schema, dialect, table))
 
 
 # ---- fit ---------------------------------------------------------------------------------------
@@ -209,7 +197,7 @@ def evaluate_cmd(
 ) -> None:
     """Score a synthetic catalog against the real one: fidelity, text, privacy, utility; exit 1 on a missed gate."""
     from shopgen import app as steps
-    from shopgen.evaluation.gates import parse_gates
+    from shopgen.options import parse_gates
 
     result = steps.evaluate(real, synthetic, schema, report=report, json=json_out, holdout=holdout,
                             minimum=parse_gates(minimum, "--min"), maximum=parse_gates(maximum, "--max"),
@@ -231,15 +219,7 @@ def run_cmd(
     """Run a pipeline config's steps in order (what the Airflow DAG runs); stops at the first failure."""
     from shopgen.pipeline import parse_overrides, run
 
-    if json_out is not None and (not json_out.endswith(".json") or not Path(json_out).resolve().parent.is_dir()):
-        raise ShopgenError(f"--json {json_out!r} must be a .json file in an existing folder")
-    result = run(config, parse_overrides(overrides), echo=_out)  # checks the whole config before step 1
-    if json_out is not None:
-        import json
-
-        from shopgen.sinks import write_text
-
-        write_text(json.dumps(result, indent=2) + "\n", json_out)
+    result = run(config, parse_overrides(overrides), echo=_out, json_path=json_out)  # checks it all before step 1
     _out(f"done: {len(result['steps'])} steps in {result['seconds']:.0f}s" + (f" -> {json_out}" if json_out else ""))
 
 

@@ -18,7 +18,7 @@ def _expand(charset: str) -> list[str]:
     return chars + [c for c in rest.replace("\\", "")]
 
 
-def _parse(pattern: str) -> list[tuple[list[str], int, int]]:
+def parse_pattern(pattern: str) -> list[tuple[list[str], int, int]]:
     """A pattern as (alphabet, min repeat, max repeat) pieces: literals, [classes] and {n} / {n,m}."""
     pieces: list[tuple[list[str], int, int]] = []
     pos = 0
@@ -52,7 +52,7 @@ def generate_ids(
     pattern: str, n: int, rng: np.random.Generator, unique: bool, seen: set[str] | None = None,
 ) -> list[str]:
     """`n` values matching `pattern`; with `unique`, none repeats or is already in `seen` (which grows)."""
-    pieces = _parse(pattern)
+    pieces = parse_pattern(pattern)
     out: list[str] = []
     seen = set() if seen is None else seen
     for _ in range(20):

@@ -9,9 +9,10 @@ nothing heavy, so a typo fails in a fraction of a second.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
-from shopgen.errors import OptionError
+from shopgen.errors import OptionError, ShopgenError
 from shopgen.limits import check_rows
 from shopgen.presets import get_preset
 from shopgen.text import SAMPLING_PRECISIONS, TRAINING_PRECISIONS
@@ -115,3 +116,19 @@ TEXT_KEYS = {"workers": "text_workers", "precision": "text_precision"}
 
 def text_key(field: str) -> str:
     return TEXT_KEYS.get(field, field)
+
+
+def parse_gates(specs: list[str] | None, option: str = "--min") -> dict[str, float]:
+    """['quality=0.8', ...] -> {'quality': 0.8}; a malformed spec is bad input."""
+    out: dict[str, float] = {}
+    for spec in specs or []:
+        name, sep, value = str(spec).partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name or not math.isfinite(number):
+            raise ShopgenError(f"{option} {spec!r} is not SCORE=NUMBER; write e.g. {option} quality=0.8")
+        out[name] = number
+    return out

@@ -147,7 +147,7 @@ def seed(db: str | Path, table: str | None = None, bundle: str | Path | None = N
 
 def _gates(value: Any, option: str) -> dict[str, float]:
     """{'quality': 0.8} (YAML / Python) or ['quality=0.8'] (CLI form) -> {'quality': 0.8}."""
-    from shopgen.evaluation.gates import parse_gates
+    from shopgen.options import parse_gates
 
     if value is None or value == "" or value == {} or value == []:
         return {}
@@ -365,12 +365,15 @@ def run(
     config: str | Path | Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
     echo: Callable[[str], None] | None = None,
+    json_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run a pipeline config's steps in order (`shopgen run CONFIG`); stops at the first failure.
 
     Errors carry the step: "pipelines/catalog.yaml: step 3 (validate): ...", with the error's own class
     (a failed validation stays ValidationFailed, exit 1).
     """
+    if json_path is not None and (not str(json_path).endswith(".json") or not Path(json_path).resolve().parent.is_dir()):
+        raise ShopgenError(f"--json {str(json_path)!r} must be a .json file in an existing folder")
     plan = load_config(config, overrides)
     t0 = time.perf_counter()
     results = []
@@ -382,4 +385,11 @@ def run(
         results.append(result.to_dict())
         if echo is not None:
             echo(f"{name:<9} {result.describe()}")
-    return {"steps": results, "seconds": _seconds(t0)}
+    out = {"steps": results, "seconds": _seconds(t0)}
+    if json_path is not None:
+        import json
+
+        from shopgen.sinks import write_text
+
+        write_text(json.dumps(out, indent=2) + "\n", json_path)
+    return out

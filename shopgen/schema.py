@@ -476,13 +476,6 @@ class CatalogSchema:
                 out[col.name] = series.astype(object).where(series.notna(), None)
         return out.reset_index(drop=True)
 
-    @classmethod
-    def infer(cls, df: pd.DataFrame, name: str = "catalog") -> CatalogSchema:
-        """Guess a schema from a catalog (shopgen.inference says how each decision was made)."""
-        from shopgen.inference import infer_schema
-
-        return infer_schema(df, name).schema
-
     def with_columns(self, **changes: Column) -> CatalogSchema:
         return replace(self, columns=tuple(changes.get(c.name, c) for c in self.columns))
 

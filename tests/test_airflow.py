@@ -293,3 +293,60 @@ def test_example_dag_runs_and_matches_the_yaml_pipeline(af, tmp_path, sample_df)
         if yaml_run.poll() is None:
             yaml_run.kill()
             yaml_run.communicate()
+
+
+# ---- one implementation behind every door -------------------------------------------------------------
+def _cli(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "shopgen.cli", *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _bundle_files(path: Path) -> dict:
+    """Each bundle file's hash, but two: SDV stamps the tabular pickle with a random id and its fit time,
+    and the text model's state records its training's seconds (compared without them). The same catalog
+    bytes below show the tabular models agree."""
+    files = json.loads((path / "manifest.json").read_text())["files"]
+    state = json.loads((path / "text" / "shopgen_text.json").read_text())
+    timed = {k: v for k, v in state["stats"].items() if k not in ("seconds", "tokens_per_second")}
+    return {**{n: d for n, d in files.items() if n not in ("tabular.pkl", "text/shopgen_text.json")},
+            "text state": {**state, "stats": timed}}
+
+
+def test_every_operator_takes_exactly_its_steps_parameters(af):
+    """An option added to a step (or to FitOptions / TextSampling) that an operator lacks fails here."""
+    from shopgen import pipeline
+
+    ops, _, _ = af
+    for op in (ops.ShopgenFitOperator, ops.ShopgenSampleOperator, ops.ShopgenValidateOperator,
+               ops.ShopgenSeedOperator, ops.ShopgenEvaluateOperator):
+        assert set(op.arguments) | {"show_progress"} == set(pipeline.parameters(op.step)) | {"show_progress"}, op
+
+
+def test_cli_yaml_and_airflow_fit_and_sample_the_same_files(af, tmp_path, sample_df):
+    """The same fit (bf16 text training included) and the same sample through the command line, a YAML
+    pipeline and the operators: the same bundle files and the same catalog bytes."""
+    ops, _, _ = af
+    sample_df.sample(150, random_state=3).to_csv(tmp_path / "small.csv", index=False)
+    fit = {"data": str(tmp_path / "small.csv"), "schema": str(SAMPLE_SCHEMA), "tabular": "copula",
+           "text_epochs": 1, "max_train_minutes": 5, "text_precision": "bf16", "seed": 4}
+    sample = {"rows": 20, "seed": 6, "guidance": 0.5, "text_workers": 1, "text_precision": "fp32"}
+
+    _cli("fit", fit["data"], "--schema", fit["schema"], "--out", str(tmp_path / "cli"), "--tabular", "copula",
+         "--text-epochs", "1", "--max-train-minutes", "5", "--text-precision", "bf16", "--seed", "4", "-q")
+    _cli("sample", str(tmp_path / "cli"), "-n", "20", "-o", str(tmp_path / "cli.csv"), "--seed", "6",
+         "--guidance", "0.5", "--text-workers", "1", "--text-precision", "fp32", "-q")
+
+    from shopgen import pipeline
+
+    pipeline.run({"steps": [{"fit": {**fit, "out": str(tmp_path / "yaml")}},
+                            {"sample": {**sample, "bundle": str(tmp_path / "yaml"), "output": str(tmp_path / "yaml.csv")}}]})
+
+    templated = {k: "{{ params." + k + " }}" for k in fit}
+    render_and_run(ops.ShopgenFitOperator(task_id="fit", out=str(tmp_path / "dag"), **templated), params=fit)
+    render_and_run(ops.ShopgenSampleOperator(task_id="sample", bundle=str(tmp_path / "dag"),
+                                             output=str(tmp_path / "dag.csv"), **sample), params={})
+
+    files = _bundle_files(tmp_path / "cli")
+    assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["text_training"]["precision"] == "bf16"
+    assert _bundle_files(tmp_path / "yaml") == files and _bundle_files(tmp_path / "dag") == files
+    assert sha256(tmp_path / "cli.csv") == sha256(tmp_path / "yaml.csv") == sha256(tmp_path / "dag.csv")

@@ -20,9 +20,11 @@ from conftest import SAMPLE_CSV, SAMPLE_SCHEMA, real_catalog
 
 from shopgen import app
 from shopgen.errors import ShopgenError
-from shopgen.evaluation.gates import GatesFailed, parse_gates
+from shopgen.evaluation.gates import GatesFailed
 from shopgen.evaluation.privacy import privacy_scores
-from shopgen.evaluation.report import evaluate, possible_names, split_holdout
+from shopgen.evaluation.report import evaluate, split_holdout
+from shopgen.evaluation.scores import possible_names
+from shopgen.options import parse_gates
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def test_copied_training_rows_are_flagged_by_privacy(parts, sample_schema):
 
 
 def test_every_score_is_named_by_possible_names_and_described(fresh_report, sample_schema):
-    from shopgen.evaluation.report import describe
+    from shopgen.evaluation.scores import describe
 
     names = possible_names(sample_schema)
     assert set(fresh_report.scores) <= set(names)
@@ -147,7 +149,7 @@ def test_cli_logic_rejects_bad_input_before_work(tmp_path, kwargs, message):
 
 @pytest.mark.parametrize("spec", ["quality", "quality=high", "=0.8"])
 def test_gate_specs_that_are_not_score_equals_number_are_refused(spec):
-    from shopgen.evaluation.gates import parse_gates
+    from shopgen.options import parse_gates
 
     with pytest.raises(ShopgenError, match=re.escape("is not SCORE=NUMBER")):
         parse_gates([spec], "--min")
@@ -181,11 +183,11 @@ def _chromium() -> str | None:
 
 
 def test_dmart_report_renders_offline_in_headless_chromium(tmp_path):
-    from shopgen.schema import CatalogSchema
+    from shopgen.inference import infer_schema
 
     raw = pd.read_csv(real_catalog("dmart")).sample(2500, random_state=0)
     browser = _chromium()
-    schema = CatalogSchema.infer(raw, name="dmart")
+    schema = infer_schema(raw, name="dmart").schema
     train, hold = split_holdout(raw, 0.2, seed=0)
     synthetic = train.sample(len(train), replace=True, random_state=1)
     synthetic["DiscountedPrice"] = (synthetic["DiscountedPrice"] * 0.9).round(1)

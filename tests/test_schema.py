@@ -6,6 +6,7 @@ import pytest
 from conftest import SAMPLE_SCHEMA, real_catalog
 
 from shopgen.errors import SchemaError
+from shopgen.inference import infer_schema
 from shopgen.schema import CatalogSchema, Rule
 
 
@@ -77,7 +78,7 @@ def _toy(n: int = 400) -> pd.DataFrame:
 
 def test_infer_types_ranges_ids_text_and_rules():
     df = _toy()
-    s = CatalogSchema.infer(df, name="toy")
+    s = infer_schema(df, name="toy").schema
     col = {c.name: c for c in s.columns}
     assert col["code"].type == "id" and s.primary_key == "code"
     assert all(__import__("re").fullmatch(col["code"].pattern, v) for v in df["code"])
@@ -96,7 +97,7 @@ def test_infer_types_ranges_ids_text_and_rules():
 
 def test_infer_skips_rules_the_ranges_already_imply():
     df = pd.DataFrame({"big": np.arange(100, 200), "small": np.arange(0, 100) % 3})
-    assert CatalogSchema.infer(df).rules == ()
+    assert infer_schema(df).schema.rules == ()
 
 
 def test_check_frame_reports_the_misfit(sample_schema, sample_df):
@@ -125,7 +126,7 @@ def test_infer_on_real_catalogs(name):
     from shopgen.sources import read_catalog
 
     df = read_catalog(real_catalog(name))
-    s = CatalogSchema.infer(df, name=name)
+    s = infer_schema(df, name=name).schema
     assert s.names == list(df.columns)
     assert s.text_columns, "a real catalog has free text"
     for col in s.text_columns:

@@ -199,7 +199,7 @@ def test_unconditional_rows_teach_the_text_after_the_empty_prompt(sample_schema,
     import dataclasses
 
     from shopgen.errors import ShopgenError
-    from shopgen.text.train import _evaluate
+    from shopgen.text.train import evaluate
 
     def fit(share: float) -> TextModel:
         preset = dataclasses.replace(PRESETS["fast"].text, unconditional_share=share)
@@ -210,7 +210,7 @@ def test_unconditional_rows_teach_the_text_after_the_empty_prompt(sample_schema,
         texts = {c: rows[c].tolist() for c in m.format_.text_columns}
         empty = m._encode([m.format_.empty_prompt()]) * len(rows)
         seqs = m._sequences(empty, texts, {c: m._encode(texts[c]) for c in texts})
-        return _evaluate(m.model_, seqs, 16, m._id(PAD))
+        return evaluate(m.model_, seqs, 16, m._id(PAD))
 
     taught, plain = fit(0.5), fit(0.0)
     assert plain.sampling.guidance == 0 and taught.sampling.guidance > 0
@@ -223,7 +223,7 @@ def test_unconditional_rows_teach_the_text_after_the_empty_prompt(sample_schema,
 
 def test_training_follows_the_label_weights():
     """A part of the text whose weight is 0 is not learned; the same part at weight 1 is."""
-    from shopgen.text.train import _collate, _loss, train_lm
+    from shopgen.text.train import batch_loss, collate, train_lm
 
     torch.manual_seed(0)
     def seqs_of(w: float) -> list:  # the last two tokens follow from the second: learnable when weighted
@@ -234,10 +234,10 @@ def test_training_follows_the_label_weights():
         model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=8, n_embd=32, n_layer=1, n_head=2))
         train_lm(model, seqs_of(w), pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=4, max_seconds=60,
                  seed=0, show_progress=False)
-        ids, mask, labels, _ = _collate(seqs_of(1.0), np.arange(20), 0)
+        ids, mask, labels, _ = collate(seqs_of(1.0), np.arange(20), 0)
         labels[:, 1] = IGNORE  # score the weighted part only
         with torch.no_grad():
-            return float(_loss(model.eval(), ids, mask, labels))
+            return float(batch_loss(model.eval(), ids, mask, labels))
 
     assert tail_loss(0.0) > tail_loss(1.0) + 1.0
 
@@ -276,7 +276,7 @@ def test_fused_head_loss_equals_the_projection_then_cross_entropy(weighted, monk
 def test_bf16_training_runs_under_autocast_and_learns_as_fp32_does():
     """bf16 changes the arithmetic (so the weights differ from fp32's) but not what is learned; the weights
     the optimizer keeps stay fp32."""
-    from shopgen.text.train import _collate, _loss, train_lm
+    from shopgen.text.train import batch_loss, collate, train_lm
 
     seqs = [([1, 2 + k % 5, 10 + k % 5, 20 + k % 5], [IGNORE, 2 + k % 5, 10 + k % 5, 20 + k % 5], [0.0, 1.0, 1.0, 1.0])
             for k in range(180)]
@@ -287,10 +287,10 @@ def test_bf16_training_runs_under_autocast_and_learns_as_fp32_does():
         stats = train_lm(model, seqs, pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=20, max_seconds=60,
                          seed=0, show_progress=False, precision=precision)
         assert stats.precision == precision
-        ids, mask, labels, _ = _collate(seqs, np.arange(20), 0)
+        ids, mask, labels, _ = collate(seqs, np.arange(20), 0)
         labels[:, 1] = IGNORE  # the two tokens that follow from the prompt
         with torch.no_grad():
-            return model, float(_loss(model.eval(), ids, mask, labels))
+            return model, float(batch_loss(model.eval(), ids, mask, labels))
 
     fp32, fp32_loss = trained("fp32")
     bf16, bf16_loss = trained("bf16")
@@ -393,7 +393,7 @@ def test_instruction_caps_are_timed_apart_and_pick_as_that_cpu_would(tmp_path):
 
 def test_lead_passes_teach_the_first_field_in_fewer_epochs():
     """Rows cut after their first field, repeated each epoch, teach that field more than the full rows alone."""
-    from shopgen.text.train import _collate, _loss, _with_leads, train_lm
+    from shopgen.text.train import batch_loss, collate, train_lm, with_leads
 
     rng = np.random.default_rng(0)
     seqs = []
@@ -401,9 +401,9 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
         # prompt 2+a, the lead field 10+a and its end token 3, then 12 tokens of noise
         ids = [1, 2 + k % 5, 10 + k % 5, 3, *rng.integers(16, 32, 12).tolist()]
         seqs.append((ids, [IGNORE, IGNORE, *ids[2:]], [0.0, 0.0] + [1.0] * 14))
-    cut = _with_leads(seqs[:1], [12], [2])
+    cut = with_leads(seqs[:1], [12], [2])
     assert cut[1] == cut[2] == ([1, 2, 10, 3], [IGNORE, IGNORE, 10, 3], [0.0, 0.0, 1.0, 1.0])
-    assert _with_leads(seqs[:2], [12, 12], [0, 2])[2:] == [_with_leads(seqs[1:2], [12], [1])[1]] * 2
+    assert with_leads(seqs[:2], [12, 12], [0, 2])[2:] == [with_leads(seqs[1:2], [12], [1])[1]] * 2
 
     def lead_loss(repeats: int) -> float:
         torch.manual_seed(0)
@@ -411,10 +411,10 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
         stats = train_lm(model, seqs, pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=1, max_seconds=60,
                          seed=0, show_progress=False, lead_tails=[12] * len(seqs), lead_repeats=repeats)
         assert stats.steps == -(-len(seqs) * (1 + repeats) // 16)
-        ids, mask, labels, _ = _collate(seqs, np.arange(40), 0)
+        ids, mask, labels, _ = collate(seqs, np.arange(40), 0)
         labels[:, 4:] = IGNORE  # score the lead field only
         with torch.no_grad():
-            return float(_loss(model.eval(), ids, mask, labels))
+            return float(batch_loss(model.eval(), ids, mask, labels))
 
     assert lead_loss(3) < lead_loss(0) - 0.3
 
@@ -422,25 +422,25 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
 def test_lead_passes_can_carry_the_next_fields_first_tokens():
     """A lead ends after the first field's end token, or `next_tokens` into the next field (its marker
     besides), or at that field's end token when it comes sooner."""
-    from shopgen.text.model import _lead_length
+    from shopgen.text.model import lead_length
 
     end = 3
     ids = [1, 2, 20, 10, 11, end, 21, 12, 13, 14, 15, end]  # prompt, marker, name, end, marker, description, end
-    assert _lead_length(ids, end) == _lead_length(ids, end, 0) == 6
-    assert ids[:_lead_length(ids, end, 2)] == [1, 2, 20, 10, 11, end, 21, 12, 13]
-    assert _lead_length(ids, end, 10) == len(ids)
-    assert _lead_length(ids[:-1], end, 10) == len(ids) - 1  # a cut row without its last end token
+    assert lead_length(ids, end) == lead_length(ids, end, 0) == 6
+    assert ids[:lead_length(ids, end, 2)] == [1, 2, 20, 10, 11, end, 21, 12, 13]
+    assert lead_length(ids, end, 10) == len(ids)
+    assert lead_length(ids[:-1], end, 10) == len(ids) - 1  # a cut row without its last end token
 
 
 def test_fit_cuts_each_lead_its_presets_next_tokens_into_the_description(sample_schema, sample_df):
     """With `lead_next_tokens`, every lead pass TextModel.fit trains is that many description tokens (and
     the description's marker) longer: one epoch of the same rows trains exactly that many more tokens."""
 
-    from shopgen.text.model import _lead_repeats
+    from shopgen.text.model import rare_lead_repeats
 
     df = sample_df.dropna(subset=["description"]).head(150)  # under 200 rows: no validation split
     preset = replace(PRESETS["fast"].text, lead_repeats=2, unconditional_share=0.0, batch_size=16)
-    repeats = _lead_repeats(sample_schema, df, sample_schema.conditions, preset)
+    repeats = rare_lead_repeats(sample_schema, df, sample_schema.conditions, preset)
 
     def trained_tokens(next_tokens: int) -> int:
         p = replace(preset, lead_next_tokens=next_tokens)
@@ -453,16 +453,16 @@ def test_rows_of_rare_condition_levels_get_more_lead_passes(sample_schema, sampl
     """A category with 10 % of the rows (brand shared by all) gets 3x the median row's lead passes."""
     from dataclasses import replace
 
-    from shopgen.text.model import _lead_repeats
+    from shopgen.text.model import rare_lead_repeats
 
     df = sample_df.head(100).assign(category=["Books"] * 90 + ["Garden"] * 10, brand="Acme")
     preset = replace(PRESETS["small"].text, lead_repeats=3, rare_lead_boost=3.0)
-    repeats = _lead_repeats(sample_schema, df, ["category", "brand", "price"], preset)
+    repeats = rare_lead_repeats(sample_schema, df, ["category", "brand", "price"], preset)
     # rarity: inverse geometric mean of level shares over the two categorical conditions, over the median row's
     assert repeats == [3] * 90 + [round(3 * (0.9 / 0.1) ** 0.5)] * 10
-    capped = _lead_repeats(sample_schema, df, ["category", "brand"], replace(preset, rare_lead_boost=1.0))
+    capped = rare_lead_repeats(sample_schema, df, ["category", "brand"], replace(preset, rare_lead_boost=1.0))
     assert capped == [3] * 90 + [6] * 10
-    assert _lead_repeats(sample_schema, df, ["category"], replace(preset, rare_lead_boost=0.0)) == [3] * 100
+    assert rare_lead_repeats(sample_schema, df, ["category"], replace(preset, rare_lead_boost=0.0)) == [3] * 100
 
 
 def test_fit_trains_each_row_with_its_own_lead_passes(sample_schema, sample_df):
@@ -470,11 +470,11 @@ def test_fit_trains_each_row_with_its_own_lead_passes(sample_schema, sample_df):
     import math
     from dataclasses import replace
 
-    from shopgen.text.model import _lead_repeats
+    from shopgen.text.model import rare_lead_repeats
 
     df = sample_df.head(150).assign(category=["Books"] * 140 + ["Garden"] * 10)  # under 200 rows: no validation split
     preset = replace(PRESETS["fast"].text, lead_repeats=2, rare_lead_boost=3.0, batch_size=16)
-    repeats = _lead_repeats(sample_schema, df, sample_schema.conditions, preset)
+    repeats = rare_lead_repeats(sample_schema, df, sample_schema.conditions, preset)
     assert sum(repeats) > 2 * len(df)
     model = TextModel(preset, max_epochs=1, max_seconds=120).fit(sample_schema, df, show_progress=False)
     assert model.stats_.steps == math.ceil((len(df) + sum(repeats)) / 16)
@@ -482,7 +482,7 @@ def test_fit_trains_each_row_with_its_own_lead_passes(sample_schema, sample_df):
 
 def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
     """Training projects only the labelled positions onto the vocabulary; the loss must not change."""
-    from shopgen.text.train import _loss
+    from shopgen.text.train import batch_loss
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
@@ -493,11 +493,11 @@ def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
     labels[:, :6] = IGNORE  # the prompt
     labels[mask == 0] = IGNORE
     full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-    assert torch.allclose(_loss(model, ids, mask, labels), full, rtol=1e-6, atol=1e-6)
-    assert torch.allclose(_loss(model, ids, mask, labels, torch.full(ids.shape, 3.0)), full, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(batch_loss(model, ids, mask, labels), full, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(batch_loss(model, ids, mask, labels, torch.full(ids.shape, 3.0)), full, rtol=1e-6, atol=1e-6)
     heavy = torch.ones(ids.shape)
     heavy[:, 10:] = 5.0  # later tokens weigh more: another mean
-    assert not torch.allclose(_loss(model, ids, mask, labels, heavy), full, rtol=1e-3)
+    assert not torch.allclose(batch_loss(model, ids, mask, labels, heavy), full, rtol=1e-3)
 
 
 def test_long_texts_are_cut_at_a_sentence_end(sample_schema, sample_df):
@@ -616,15 +616,15 @@ def test_slot_decoder_in_bf16_or_int8_stays_within_rounding_of_the_fp32_forward(
 def test_bf16_training_swaps_sdpa_for_the_plain_attention_and_back():
     """Under bf16 the training runs the plain matmul-softmax attention (faster there than SDPA's backward),
     in fp32 it keeps SDPA; either way the model leaves with the attention it came with, also on an error."""
-    from shopgen.text.train import _kernels_for
+    from shopgen.text.train import kernels_for
 
     model = _tiny_lm(50)
     assert model.config._attn_implementation == "sdpa"
-    with _kernels_for(model, "bf16"):
+    with kernels_for(model, "bf16"):
         assert model.config._attn_implementation == "eager"
-    with _kernels_for(model, "fp32"):
+    with kernels_for(model, "fp32"):
         assert model.config._attn_implementation == "sdpa"
-    with pytest.raises(RuntimeError), _kernels_for(model, "bf16"):
+    with pytest.raises(RuntimeError), kernels_for(model, "bf16"):
         raise RuntimeError("a step failed")
     assert model.config._attn_implementation == "sdpa"
 
@@ -667,7 +667,7 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
     """Slots of very different lengths attend in groups of neighbours, each over its own span, in any
     order; after some rows finish, `compact` closes the rest up in place: the same logits as the model's
     forward on each row's sequence."""
-    from shopgen.text.decoder import SlotDecoder, _groups
+    from shopgen.text.decoder import SlotDecoder, slot_groups
 
     model = _tiny_lm(300, seed=6)
     torch.manual_seed(2)
@@ -675,7 +675,7 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
     dec = SlotDecoder(model, len(seqs), 80)
     assert dec.native is None
     dec.prefill(torch.arange(len(seqs)), seqs)
-    assert len(_groups(dec.lengths)) > 1
+    assert len(slot_groups(dec.lengths)) > 1
     for step in range(2):
         if step == 1:  # every third row has finished
             active = torch.arange(len(seqs)) % 3 != 0
@@ -724,8 +724,8 @@ def test_native_kernel_keeps_an_int8_cache_and_its_portable_build_agrees(tmp_pat
 
     fast = _native_kernel()
     compiler = os.environ.get("CC") or "cc"
-    assert native._build(compiler, native.FLAG_SETS[1], tmp_path / "portable.so")
-    portable = native._load(tmp_path / "portable.so")
+    assert native.build(compiler, native.FLAG_SETS[1], tmp_path / "portable.so")
+    portable = native.load(tmp_path / "portable.so")
     torch.manual_seed(0)
     slots, heads, span, dim = 3, 2, 6, 64
     qkv = torch.randn(slots, 3 * heads * dim) * 3
@@ -797,16 +797,16 @@ def test_fp32_training_runs_the_native_gelu_and_leaves_the_models_own():
     """train_lm's forward passes see gelu.c's activation in fp32 (torch's under bf16), and the model leaves
     with its own activation, so a saved model holds no native handle."""
     from shopgen.text import native
-    from shopgen.text.train import _kernels_for
+    from shopgen.text.train import kernels_for
 
     _native_kernel()
     model = _tiny_lm(50)
     own = [block.mlp.act for block in model.transformer.h]
-    with _kernels_for(model, "fp32"):
+    with kernels_for(model, "fp32"):
         assert all(isinstance(block.mlp.act, native.GeluTanh) for block in model.transformer.h)
-    with _kernels_for(model, "bf16"):
+    with kernels_for(model, "bf16"):
         assert not any(isinstance(block.mlp.act, native.GeluTanh) for block in model.transformer.h)
-    with pytest.raises(RuntimeError), _kernels_for(model, "fp32"):
+    with pytest.raises(RuntimeError), kernels_for(model, "fp32"):
         raise RuntimeError("a step failed")
     assert [block.mlp.act for block in model.transformer.h] == own
 
@@ -843,14 +843,14 @@ def test_without_a_working_compiler_the_decoder_keeps_its_torch_path(tmp_path, m
 
 def test_blocked_top_k_equals_torch_top_k():
     """The sampler's top-k through block maxima picks the same values and tokens as `torch.topk`."""
-    from shopgen.text.sampler import _top_k
+    from shopgen.text.sampler import top_k_filter
 
     torch.manual_seed(0)
     logits = torch.randn(64, 5000)  # not a multiple of the block
     logits[:8, 100:] = float("-inf")  # rows with few allowed tokens, as after a ban list
     logits[8:16] *= 20  # peaked rows
     for k in (1, 7, 32):
-        values, index = _top_k(logits, k)
+        values, index = top_k_filter(logits, k)
         ref_values, ref_index = logits.topk(k, dim=-1)
         assert torch.equal(values, ref_values)
         assert torch.equal(logits.gather(-1, index), ref_values)
@@ -880,20 +880,20 @@ def test_native_draw_takes_the_token_at_its_uniform_of_the_kept_top_k_top_p_mass
 def test_native_and_torch_draws_sample_the_same_distribution():
     """Both are exact draws from the top-k, top-p distribution: over many draws their frequencies agree.
     The sampler takes the native draw wherever the library built and top-k fits it."""
-    from shopgen.text.sampler import _draw, _Walker
+    from shopgen.text.sampler import Walker, draw_tokens
 
     lib = _native_kernel()
     fields = [FieldSpec(1, 4, False)]
-    assert _Walker(fields, 2, 0, 3, [0], 300, SamplingConfig(), torch.Generator()).native is lib
+    assert Walker(fields, 2, 0, 3, [0], 300, SamplingConfig(), torch.Generator()).native is lib
     too_wide = SamplingConfig(top_k=lib.draw_max_k + 1)
-    assert _Walker(fields, 2, 0, 3, [0], 300, too_wide, torch.Generator()).native is None
+    assert Walker(fields, 2, 0, 3, [0], 300, too_wide, torch.Generator()).native is None
     torch.manual_seed(1)
     row = torch.randn(1, 300) * 2
     cfg = SamplingConfig(top_k=20, top_p=0.8, temperature=1.3)
     counts = []
     for use in (lib, None):
         gen = torch.Generator().manual_seed(0)
-        tokens = torch.cat([_draw(row.expand(4000, -1).clone(), cfg, gen, use) for _ in range(5)])
+        tokens = torch.cat([draw_tokens(row.expand(4000, -1).clone(), cfg, gen, use) for _ in range(5)])
         counts.append(torch.bincount(tokens, minlength=300).double() / len(tokens))
     assert set(counts[0].nonzero().squeeze(1).tolist()) == set(counts[1].nonzero().squeeze(1).tolist())
     assert 0.5 * float((counts[0] - counts[1]).abs().sum()) < 0.02  # total variation over 20,000 draws each

@@ -115,15 +115,17 @@ class ShopgenSampleOperator(ShopgenOperator):
 
 
 class ShopgenValidateOperator(ShopgenOperator):
-    """Check a catalog file (or a database table) against a schema; fails the task if any row fails."""
+    """Check a catalog file (or a database table) against a schema; fails the task if any row fails, unless
+    `fail` is false (a task that only reports: the counts are in its XCom)."""
 
     step = "validate"
-    template_fields: Sequence[str] = ("data", "schema", "table")
-    arguments = {"data": "data", "schema": "schema", "table": "table"}
+    template_fields: Sequence[str] = ("data", "schema", "table", "fail")
+    arguments = {name: name for name in template_fields}
 
-    def __init__(self, *, data: str, schema: str, table: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, data: str, schema: str, table: str | None = None, fail: bool | str = True,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.data, self.schema, self.table = data, schema, table
+        self.data, self.schema, self.table, self.fail = data, schema, table, fail
 
 
 class ShopgenSeedOperator(ShopgenOperator):

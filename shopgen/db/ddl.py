@@ -23,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateTable
 
 from shopgen.errors import SchemaError, ShopgenError
+from shopgen.inference import infer_schema
 from shopgen.schema import CatalogSchema, Column
 
 DIALECTS = ("postgresql", "mariadb", "mysql", "sqlite")
@@ -97,10 +98,10 @@ def short_name(name: str) -> str:
 
 def id_length(col: Column) -> int | None:
     """The longest value an id pattern can make, or None when the pattern is not one shopgen parses."""
-    from shopgen.ids import _parse  # the generator's own reading of the pattern, so the two agree
+    from shopgen.ids import parse_pattern  # the generator's own reading of the pattern, so the two agree
 
     try:
-        return sum(hi for _, _, hi in _parse(col.pattern or r"[0-9]{12}"))
+        return sum(hi for _, _, hi in parse_pattern(col.pattern or r"[0-9]{12}"))
     except SchemaError:
         return None
 
@@ -266,7 +267,7 @@ def schema_for_frame(df, name: str = "catalog") -> CatalogSchema:
     The inferred bounds describe only the rows at hand; as CHECK constraints they would refuse the next
     append, so only what the types need is kept (decimals, lengths, nullability, the primary key).
     """
-    inferred = CatalogSchema.infer(df, name=name)
+    inferred = infer_schema(df, name=name).schema
     columns = tuple(
         replace(c, min=None, max=None, conditioned_on=(),
                 values=c.values if c.values is not None and all(isinstance(v, bool) for v in c.values) else None)

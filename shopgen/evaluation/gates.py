@@ -18,22 +18,6 @@ class GatesFailed(ShopgenError):
     exit_code = 1
 
 
-def parse_gates(specs: list[str] | None, option: str = "--min") -> dict[str, float]:
-    """['quality=0.8', ...] -> {'quality': 0.8}; a malformed spec is bad input."""
-    out: dict[str, float] = {}
-    for spec in specs or []:
-        name, sep, value = str(spec).partition("=")
-        name = name.strip()
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or not name or not math.isfinite(number):
-            raise ShopgenError(f"{option} {spec!r} is not SCORE=NUMBER; write e.g. {option} quality=0.8")
-        out[name] = number
-    return out
-
-
 def check_names(gates: dict[str, float], valid: list[str], option: str = "--min") -> None:
     """Raise (exit 2) on a gate naming no score; the one-line message lists the valid names."""
     for name in gates:

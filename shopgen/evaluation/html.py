@@ -48,7 +48,7 @@ def _img(svg_text: str, alt: str) -> str:
 
 
 def _score_rows(report: EvaluationReport, section: str, skip_prefixes: tuple[str, ...] = ()) -> str:
-    from shopgen.evaluation.report import describe
+    from shopgen.evaluation.scores import describe
 
     rows = []
     for key, value in report.scores.items():
@@ -209,7 +209,7 @@ def _examples(report: EvaluationReport) -> str:
 
 def render(report: EvaluationReport) -> str:
     """The whole page."""
-    from shopgen.evaluation.report import HEADLINE, describe
+    from shopgen.evaluation.scores import HEADLINE, describe
 
     meta = report.meta
     cards = []

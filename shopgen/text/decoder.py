@@ -5,7 +5,7 @@ HF's DynamicCache grows by concatenation, copying the whole cache at every gener
 for the same step over a cache written in place). `SlotDecoder` runs GPT-2 weights over a cache
 allocated once, one slot per row, each slot filled from index 0: a finished row's slot is refilled with
 a new row while the others keep going (continuous batching). Its attention runs in the native kernel
-(native.py) where one could be built, else through torch ops over groups of slots (`_groups`). Other
+(native.py) where one could be built, else through torch ops over groups of slots (`slot_groups`). Other
 architectures (a `--text-base` checkpoint) go through `HFDecoder`.
 
 `SlotDecoder(..., precision="bf16")` runs the weight matmuls on bf16 copies of the weights (inputs cast
@@ -65,11 +65,11 @@ class SlotDecoder:
         self.t = model.transformer
         # (weight (in, out), bias) per projection, in the matmul's type: fp32 ones are the model's own
         self.projections = [
-            tuple(_prepare(m.weight, m.bias, precision) for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj))
+            tuple(prepare(m.weight, m.bias, precision) for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj))
             for b in self.t.h
         ]
         head_bias = torch.zeros(model.lm_head.weight.shape[0]) if bias is None else bias  # the ban list, in the matmul
-        self.head = _prepare(model.lm_head.weight.t(), head_bias, precision)
+        self.head = prepare(model.lm_head.weight.t(), head_bias, precision)
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
         # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one (native: gelu.c)
         self.gelu = "none" if cfg.activation_function == "gelu" else "tanh"
@@ -101,14 +101,14 @@ class SlotDecoder:
 
     def _qkv(self, i: int, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, n, _ = x.shape
-        q, k, v = _project(self.t.h[i].ln_1(x), self.projections[i][0]).split(self.n_head * self.head_dim, dim=2)
+        q, k, v = project(self.t.h[i].ln_1(x), self.projections[i][0]).split(self.n_head * self.head_dim, dim=2)
         return tuple(z.view(b, n, self.n_head, self.head_dim).transpose(1, 2) for z in (q, k, v))
 
     def _finish(self, i: int, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
         """The rest of block `i` after attention; `att` has heads merged, in `x`'s layout."""
         _, proj, fc, fc_proj = self.projections[i]
-        x = x + _project(att, proj)
-        return x + _project(self.activation(_project(self.t.h[i].ln_2(x), fc)), fc_proj)
+        x = x + project(att, proj)
+        return x + project(self.activation(project(self.t.h[i].ln_2(x), fc)), fc_proj)
 
     @staticmethod
     def _merged(att: torch.Tensor) -> torch.Tensor:
@@ -131,7 +131,7 @@ class SlotDecoder:
         nothing moves, when slot order does not matter).
 
         Rows grow together, so slots kept in their order stay ordered by age, and so nearly by length, and
-        rows that join later go last: neighbours need similar cache spans (see `_groups`). Only the moved
+        rows that join later go last: neighbours need similar cache spans (see `slot_groups`). Only the moved
         slots' written cells are copied (a full reorder copied the whole cache, 67 ms at batch 128)."""
         if not self.orders_slots:
             return torch.arange(len(active))
@@ -205,7 +205,7 @@ class SlotDecoder:
     def _torch_step(self, tokens: torch.Tensor) -> torch.Tensor:
         b = len(tokens)
         at = self.lengths
-        groups = _groups(at)
+        groups = slot_groups(at)
         span = self.k.shape[3]
         # (slot, head, at[slot]) as a row of each layer's cache viewed as (slots * heads * span, head_dim)
         cells = ((torch.arange(b)[:, None] * self.n_head + torch.arange(self.n_head)) * span + at[:, None]).view(-1)
@@ -224,7 +224,7 @@ class SlotDecoder:
         x = self.t.wte(tokens) + self.t.wpe(at)
         scale = self.head_dim**-0.5
         for i, block in enumerate(self.t.h):
-            qkv = _project(block.ln_1(x), self.projections[i][0])
+            qkv = project(block.ln_1(x), self.projections[i][0])
             att = native.decode_attention(self.native, qkv, self.k[i], self.v[i], self.ks[i], self.vs[i], at, scale, slots)
             x = self._finish(i, x, att)
         if slots is None:
@@ -235,7 +235,7 @@ class SlotDecoder:
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """The next-token logits from the last block's output `x` (rows, width)."""
-        return _project(self.t.ln_f(x), self.head)
+        return project(self.t.ln_f(x), self.head)
 
     def _attend(self, i: int, q: torch.Tensor, groups: list[tuple]) -> torch.Tensor:
         """Each group of consecutive slots attends over a view of its own cache span: no copies."""
@@ -248,7 +248,7 @@ class SlotDecoder:
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _prepare(weight: torch.Tensor, bias: torch.Tensor, precision: str) -> tuple:
+def prepare(weight: torch.Tensor, bias: torch.Tensor, precision: str) -> tuple:
     """A projection (weight (in, out), bias) in the matmul's type: in fp32, the model's own tensors; in bf16,
     copies; in int8, one packed operand (weight quantized per output channel, fp32 bias) and None."""
     if precision == "int8":
@@ -262,7 +262,7 @@ def _prepare(weight: torch.Tensor, bias: torch.Tensor, precision: str) -> tuple:
     return weight.detach().to(dtype), bias.detach().to(dtype)
 
 
-def _project(x: torch.Tensor, projection: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def project(x: torch.Tensor, projection: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """`x @ weight + bias` over `x`'s last axis, in the projection's float type; the result in fp32.
 
     A bf16 matmul runs in oneDNN, which compiles a kernel for each new shape (1.2 ms here, against 0.2 ms
@@ -295,7 +295,7 @@ MIN_GROUP = 8  # slots: a group costs ~4 ops a layer, worth it only when it skip
 GROUP_FILL = 0.8  # a slot joins the open group while it needs at least this share of the group's span
 
 
-def _groups(at: torch.Tensor) -> list[tuple]:
+def slot_groups(at: torch.Tensor) -> list[tuple]:
     """Runs of consecutive slots, each with the cache span its longest slot reaches and the mask of the rest.
 
     Continuous batching mixes rows of every length: attending over the longest row's span for every slot

@@ -109,8 +109,8 @@ class TextModel:
             show_progress=show_progress,
             alternates=self._sequences(empty, texts, text_ids) if self.unconditional_share_ else None,
             alternate_share=self.unconditional_share_,
-            lead_tails=[len(ids) - _lead_length(ids, self._id(END), self.preset.lead_next_tokens) for ids, _, _ in seqs],
-            lead_repeats=_lead_repeats(schema, df, self.format_.conditions, self.preset) if len(columns) > 1 else 0,
+            lead_tails=[len(ids) - lead_length(ids, self._id(END), self.preset.lead_next_tokens) for ids, _, _ in seqs],
+            lead_repeats=rare_lead_repeats(schema, df, self.format_.conditions, self.preset) if len(columns) > 1 else 0,
             precision=resolve_precision(self.precision),
         )
         return self
@@ -313,7 +313,7 @@ def _field_weights(text_ids: dict[str, list[list[int]]], balance: float) -> dict
     return {c: raw[c] * scale for c in sizes}
 
 
-def _lead_repeats(schema: CatalogSchema, df: pd.DataFrame, conditions: list[str], preset: TextPreset) -> list[int]:
+def rare_lead_repeats(schema: CatalogSchema, df: pd.DataFrame, conditions: list[str], preset: TextPreset) -> list[int]:
     """Lead passes per row: the preset's count, raised for rows whose condition levels are rare.
 
     A row's rarity is the inverse geometric mean of its categorical conditions' level shares, over the
@@ -336,7 +336,7 @@ def _lead_repeats(schema: CatalogSchema, df: pd.DataFrame, conditions: list[str]
     return np.rint(preset.lead_repeats * boost).astype(int).tolist()
 
 
-def _lead_length(ids: list[int], end_id: int, next_tokens: int = 0) -> int:
+def lead_length(ids: list[int], end_id: int, next_tokens: int = 0) -> int:
     """Tokens up to and including the first text field's end token, then the next field's marker and up
     to `next_tokens` of its tokens (its end token included when it comes sooner)."""
     first = ids.index(end_id) + 1

@@ -49,7 +49,7 @@ def cache_dir() -> Path:
     return machine.cache_root() / "native"
 
 
-def _build(compiler: str, flags: list[str], target: Path) -> bool:
+def build(compiler: str, flags: list[str], target: Path) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
@@ -77,15 +77,15 @@ def kernel() -> ctypes.CDLL | None:
         key = hashlib.sha256(b"\0".join([*sources, " ".join(flags).encode(), machine.cpu().encode(), compiler.encode()]))
         target = cache_dir() / f"sampler-{key.hexdigest()[:16]}.so"
         try:
-            if not target.exists() and not _build(compiler, flags, target):
+            if not target.exists() and not build(compiler, flags, target):
                 continue
-            return _load(target)
+            return load(target)
         except (OSError, AttributeError) as exc:
             log.info("native kernels unavailable (%s)", exc)
     return None
 
 
-def _load(target: Path) -> ctypes.CDLL:
+def load(target: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(target))  # torch's OpenMP runtime is loaded first: the library shares it
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     lib.shopgen_decode_attention.argtypes = [*[pointer] * 8, *[size] * 4, ctypes.c_float, ctypes.c_int]

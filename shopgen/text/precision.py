@@ -102,7 +102,7 @@ def _timed() -> dict[str, float]:
 def _sampling_speedup(precision: str) -> float:
     """The sampler's fp32 and `precision` projections (decoder.py), timed in turns on one thread, as each of
     its worker processes runs; 0 where `precision` fails here."""
-    from shopgen.text.decoder import _prepare, _project
+    from shopgen.text.decoder import prepare, project
 
     m, k, n = _SAMPLE_SHAPE
     generator = torch.Generator().manual_seed(0)
@@ -112,8 +112,8 @@ def _sampling_speedup(precision: str) -> float:
     try:
         with warnings.catch_warnings():  # torch 2.13 deprecates the quantized tensors int8 takes
             warnings.simplefilter("ignore")
-            fp32, other = _prepare(w, b, "fp32"), _prepare(w, b, precision)
-            return _measure(lambda: _project(x, fp32), lambda: _project(x, other))
+            fp32, other = prepare(w, b, "fp32"), prepare(w, b, precision)
+            return _measure(lambda: project(x, fp32), lambda: project(x, other))
     except (RuntimeError, AttributeError, NotImplementedError) as exc:
         log.info("%s matmuls unavailable here (%s): 'auto' does not sample in them", precision, exc)
         return 0.0

@@ -81,7 +81,7 @@ def concrete(precision: str) -> str:
     return precision
 
 
-def _draw(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator, lib=None) -> torch.Tensor:
+def draw_tokens(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator, lib=None) -> torch.Tensor:
     """One token per row; `logits` are the caller's scratch (divided in place by the temperature).
 
     With the native library `lib`, one seeded uniform per row picks the token in draw.c."""
@@ -90,7 +90,7 @@ def _draw(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator, lib=N
         return native.draw(lib, logits.contiguous(), uniforms, cfg.top_k, cfg.top_p, cfg.temperature)
     if cfg.temperature != 1.0:
         logits.div_(max(cfg.temperature, 1e-5))
-    values, index = _top_k(logits, min(cfg.top_k, logits.shape[-1]))
+    values, index = top_k_filter(logits, min(cfg.top_k, logits.shape[-1]))
     probs = torch.softmax(values, dim=-1)
     if cfg.top_p < 1.0:
         outside = probs.cumsum(-1) - probs > cfg.top_p
@@ -102,7 +102,7 @@ def _draw(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator, lib=N
 TOPK_BLOCK = 32
 
 
-def _top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def top_k_filter(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`logits.topk(k)` through block maxima: the k largest values lie in the k blocks with the largest
     maxima (a block outside them has k block maxima, so k values, at least as large as its own best),
     so a top-k over those k * TOPK_BLOCK candidates replaces one over the whole vocabulary."""
@@ -117,7 +117,7 @@ def _top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return values, (best * TOPK_BLOCK).gather(-1, position // TOPK_BLOCK) + position % TOPK_BLOCK
 
 
-class _Walker:
+class Walker:
     """Per-row state through the fields: which field, how many tokens in it, what to feed next."""
 
     def __init__(self, fields: list[FieldSpec], end_id: int, pad_id: int, null_id: int, banned: list[int],
@@ -153,7 +153,7 @@ class _Walker:
         if bool(after_null.any()):  # a null value is one token: end right after it
             logits[after_null] = float("-inf")
             logits[after_null, self.end] = 0.0
-        sampled = _draw(logits, self.cfg, self.gen, self.native)
+        sampled = draw_tokens(logits, self.cfg, self.gen, self.native)
         tok = torch.where(flen + 1 >= self.caps[field], torch.full_like(sampled, self.end), sampled)
         in_text = ~done & ~need_marker
         recorded = torch.where(in_text & (tok != self.end), tok, torch.full_like(tok, -1))
@@ -194,7 +194,7 @@ def generate_fields(
         raise ValueError("classifier-free guidance needs the empty prompt")
     model.eval()
     vocab = model.get_output_embeddings().weight.shape[0]
-    walker = _Walker(fields, end_id, pad_id, null_id, banned_ids, vocab, cfg, generator)
+    walker = Walker(fields, end_id, pad_id, null_id, banned_ids, vocab, cfg, generator)
     records: list[tuple[torch.Tensor, ...]] = []
     drive = _continuous if SlotDecoder.supports(model) else _compacting
     drive(model, prompts, fields, walker, cfg, records, on_batch, empty_prompt if cfg.guidance > 0 else None)

@@ -62,13 +62,13 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
 Seq = tuple[list[int], list[int], list[float]]  # input ids, labels (IGNORE on prompts), each label's weight
 
 
-def _with_leads(rows: list[Seq], tails: list[int], repeats: list[int]) -> list[Seq]:
+def with_leads(rows: list[Seq], tails: list[int], repeats: list[int]) -> list[Seq]:
     """`rows`, then `repeats[i]` copies of each row without its last `tails[i]` tokens."""
     leads = [tuple(part[:len(row[0]) - tail] for part in row) for row, tail in zip(rows, tails)]
     return rows + [lead for lead, n in zip(leads, repeats) for _ in range(n)]
 
 
-def _collate(seqs: list[Seq], idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
+def collate(seqs: list[Seq], idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
     width = max(len(seqs[i][0]) for i in idx)
     ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
     labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
@@ -83,7 +83,7 @@ def _collate(seqs: list[Seq], idx: np.ndarray, pad_id: int) -> tuple[torch.Tenso
     return ids, mask, labels, weights
 
 
-def _loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+def batch_loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
           weights: torch.Tensor | None = None) -> torch.Tensor:
     """Next-token loss over the labelled positions only: their mean, or their `weights`-weighted mean.
 
@@ -106,21 +106,21 @@ def _loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels:
 
 
 @torch.no_grad()
-def _evaluate(model: torch.nn.Module, seqs: list, batch_size: int, pad_id: int) -> float:
+def evaluate(model: torch.nn.Module, seqs: list, batch_size: int, pad_id: int) -> float:
     model.eval()
     total, count = 0.0, 0
     lengths = np.array([len(s[0]) for s in seqs])
     for idx in _batches(lengths, batch_size, np.random.default_rng(0)):
-        ids, mask, labels, _ = _collate(seqs, idx, pad_id)
+        ids, mask, labels, _ = collate(seqs, idx, pad_id)
         n = int((labels[:, 1:] != IGNORE).sum())
-        total += float(_loss(model, ids, mask, labels)) * n
+        total += float(batch_loss(model, ids, mask, labels)) * n
         count += n
     model.train()
     return total / max(count, 1)
 
 
 @contextlib.contextmanager
-def _kernels_for(model: torch.nn.Module, precision: str) -> Iterator[None]:
+def kernels_for(model: torch.nn.Module, precision: str) -> Iterator[None]:
     """The training's own kernels, swapped in for the training only and not saved with the model.
 
     Under bf16 autocast, the plain matmul-softmax attention instead of SDPA: the CPU's SDPA backward was a
@@ -192,8 +192,8 @@ def train_lm(
     if lead_tails and any(repeats):
         tails = [lead_tails[i] for i in order[n_val:]]
         repeats = [repeats[i] for i in order[n_val:]]
-        train = _with_leads(train, tails, repeats)
-        train_alt = _with_leads(train_alt, tails, repeats) if train_alt else None
+        train = with_leads(train, tails, repeats)
+        train_alt = with_leads(train_alt, tails, repeats) if train_alt else None
     lengths = np.array([len(s[0]) for s in train])
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -209,7 +209,7 @@ def train_lm(
     tokens, ema, mark = 0, None, None
     start = time.perf_counter()
     model.train()
-    with _kernels_for(model, precision), progress_bar(show_progress) as bar:
+    with kernels_for(model, precision), progress_bar(show_progress) as bar:
         task = bar.add_task("train text GPT", total=planned, info="")
         step, epoch = 0, 0
         while step < planned and not stats.stopped_by:
@@ -219,9 +219,9 @@ def train_lm(
                 for group in opt.param_groups:
                     group["lr"] = learning_rate * lr_scale
                 batch = [train_alt[i] if train_alt and rng.random() < alternate_share else train[i] for i in idx]
-                ids, mask, labels, weights = _collate(batch, np.arange(len(batch)), pad_id)
+                ids, mask, labels, weights = collate(batch, np.arange(len(batch)), pad_id)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    loss = _loss(model, ids, mask, labels, weights)
+                    loss = batch_loss(model, ids, mask, labels, weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -247,7 +247,7 @@ def train_lm(
                     break
             epoch += 1
             if val:
-                val_loss = _evaluate(model, val, batch_size, pad_id)
+                val_loss = evaluate(model, val, batch_size, pad_id)
                 if val_loss < best_val - 1e-4:
                     best_val, best_state, bad_evals = val_loss, copy.deepcopy(model.state_dict()), 0
                 else:
