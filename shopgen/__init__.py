@@ -3,7 +3,7 @@
 import os
 from importlib import import_module
 
-# Measured here: torch's spin-waiting OpenMP threads collapse 4x under contention (MEASURED.md).
+# torch's spin-waiting OpenMP threads slowed a step 4x when another process shared the cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
@@ -11,7 +11,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CatalogSchema": "shopgen.schema",
     "CatalogSynthesizer": "shopgen.synthesizer",
+    "FitOptions": "shopgen.options",
+    "TextSampling": "shopgen.options",
     "evaluate": "shopgen.evaluation.report",
+    "infer_schema": "shopgen.inference",
     "validate": "shopgen.validation",
     "write": "shopgen.sinks",
 }

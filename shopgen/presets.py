@@ -1,7 +1,7 @@
 """Named sizes for the two models, each bounded by a training-time budget measured on 2 CPU cores.
 
 Budgets, not epoch counts, are the contract: a catalog ten times larger gets fewer epochs, not ten times
-the wait. See ../shared/design/MEASURED.md for the throughputs these sizes were chosen from.
+the wait. The sizes were chosen from throughputs measured on those cores (docs/text-model.md).
 """
 
 from __future__ import annotations

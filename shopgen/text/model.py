@@ -321,7 +321,7 @@ def rare_lead_repeats(schema: CatalogSchema, df: pd.DataFrame, conditions: list[
     passes. The first text field is what says what a product is, and rows of rare levels had too few
     passes to learn it (docs/text-model.md: lead passes). Measured on dmart against the mean of each condition's
     (median share / own share), which gave rare categories more passes (School Supplies 12, not 8) and
-    cost descriptions 11 % of their epochs: category consistency 0.78 against 0.82 (seed 0, same session).
+    cost descriptions 11 % of their epochs: category consistency 0.78 against 0.82 (seed 0, one machine).
     """
     n = len(df)
     categorical = [c for c in conditions if schema.column(c).type == "categorical"]

@@ -6,7 +6,7 @@ row's slot is refilled at once with the next waiting row (continuous batching), 
 while a few long descriptions finish; other models drop finished rows from their batch instead.
 Sampling is top-k, then top-p inside it, then an exact categorical draw: in one native call per step
 where the kernels build (native.py: draw.c), else in torch ops, `argmax(p / Exp(1))` (no sort over the
-whole vocabulary; see MEASURED.md).
+whole vocabulary).
 
 Classifier-free guidance (`guidance` w > 0) samples from `(1 + w) * cond - w * uncond` logits: each row
 also runs after the empty prompt (every condition unknown), on the same tokens, and the difference

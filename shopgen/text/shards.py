@@ -2,12 +2,9 @@
 
 A decoding step of a `small` model is a few small matmuls (M = 256 rows, K = 256) plus ~40 elementwise ops,
 the attention kernel and the draw. Run on 2 OpenMP threads, every one of those ops wakes and joins the
-second thread; run as two processes of one thread each, on half the rows each, nothing is shared. Measured
-on the 2-core VM (random-weight `small`, cache of 100, native kernels, step and draw only): 512 rows ran
-at 9,066 rows/s in one process against 10,338 in two; 256 rows at 7,441 against 9,177 (1.14x, 1.23x).
-The Python of each step is split between the processes too. End to end (dmart `small`, 2,048 rows, one
-session): unguided 8,255 and 7,835 tokens/s against 6,751 and 6,832 (1.22x, 1.15x); guided 4,422 against
-3,572 (1.24x).
+second thread; run as two processes of one thread each, on half the rows each, nothing is shared, and the
+Python of each step is split between them too: 1.15-1.24x the tokens/s on 2 cores, guided or not
+(docs/text-model.md).
 
 Workers are forked where the platform forks safely (Linux): the model's weights are shared copy-on-write and
 nothing is pickled but the prompts and the tokens. Elsewhere they are spawned. A worker dies with its parent
