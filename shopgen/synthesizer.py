@@ -31,7 +31,7 @@ from shopgen.tabular import TabularModel
 from shopgen.validation import ValidationResult, validate
 
 if TYPE_CHECKING:
-    from shopgen.text.sampler import SamplingConfig
+    from shopgen.text.generate.sampler import SamplingConfig
 
 MAX_ROUNDS = 10
 TEXT_DIR = "text"

@@ -9,6 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shopgen.text.prompt import PromptFormat
+from shopgen.text.tokenizer import train_tokenizer
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +53,31 @@ def tiny_synth(sample_schema, sample_df, tmp_path_factory):
     path = tmp_path_factory.mktemp("bundle") / "model"
     synth.save(path)
     return synth, path
+
+
+# ---- the text tests' shared tokenizer and both attention paths ----
+@pytest.fixture(scope="module")
+def fmt(sample_schema, sample_df) -> PromptFormat:
+    return PromptFormat.fit(sample_schema, sample_df)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(fmt, sample_df):
+    texts = sample_df["name"].tolist() + sample_df["description"].tolist() + fmt.prompts(sample_df)
+    return train_tokenizer(texts, 1024, fmt.special_tokens)
+
+
+@pytest.fixture(params=["native", "torch"])
+def attention(request, monkeypatch):
+    """Both attention paths of the slot decoder: the compiled kernel (shopgen.text.kernels) and the torch ops."""
+    from shopgen.text import kernels
+
+    if request.param == "torch":
+        monkeypatch.setenv("SHOPGEN_NATIVE", "0")
+    kernels.kernel.cache_clear()
+    if request.param == "native":
+        from textkit import native_kernel
+
+        native_kernel()
+    yield request.param
+    kernels.kernel.cache_clear()

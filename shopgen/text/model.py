@@ -23,12 +23,12 @@ from shopgen.presets import TextPreset
 from shopgen.progress import progress_bar
 from shopgen.schema import CatalogSchema
 from shopgen.text import SAMPLING_PRECISIONS
-from shopgen.text.decoder import SlotDecoder
+from shopgen.text.generate.decoder import SlotDecoder
+from shopgen.text.generate.sampler import FieldSpec, SamplingConfig
+from shopgen.text.generate.shards import generate_sharded
 from shopgen.text.guard import BOILERPLATE_SHARE, CopyGuard
 from shopgen.text.precision import resolve as resolve_precision
 from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
-from shopgen.text.sampler import FieldSpec, SamplingConfig
-from shopgen.text.shards import generate_sharded
 from shopgen.text.tokenizer import control_token_ids, load_base_tokenizer, train_tokenizer
 from shopgen.text.train import IGNORE, Seq, TrainStats, train_lm
 

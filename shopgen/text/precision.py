@@ -7,7 +7,7 @@ kernels, the VM's CPUID), so "auto" decides by timings, taken once a machine and
 seeded sample must not change with the load a fresh timing would see. Training's "auto" chooses between
 fp32 and bf16; fp32 stays its default: on dmart `small`, bf16's extra epochs lowered validation loss but
 category consistency fell from 0.83 to 0.70 (docs/text-model.md).
-Sampling defaults to "auto" (sampler.SamplingConfig): the faster of bf16 and int8 (decoder.py) on a
+Sampling defaults to "auto" (the text model's own config): the faster of bf16 and int8 (generate/decoder.py) on a
 decoding step's projection, where it beats fp32, else fp32. Both round the same model's logits, and over
 several seeds the text scores did not move (docs/text-model.md; benchmarks/results/text_generation*.md).
 torch deprecates the quantized tensors its int8 kernels take: where they are gone, the timing fails and
@@ -100,9 +100,9 @@ def _timed() -> dict[str, float]:
 
 
 def _sampling_speedup(precision: str) -> float:
-    """The sampler's fp32 and `precision` projections (decoder.py), timed in turns on one thread, as each of
+    """The sampler's fp32 and `precision` projections (generate/decoder.py), timed in turns on one thread, as each of
     its worker processes runs; 0 where `precision` fails here."""
-    from shopgen.text.decoder import prepare, project
+    from shopgen.text.generate.decoder import prepare, project
 
     m, k, n = _SAMPLE_SHAPE
     generator = torch.Generator().manual_seed(0)

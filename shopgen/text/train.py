@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
 from shopgen.progress import progress_bar
-from shopgen.text import native
+from shopgen.text import kernels
 from shopgen.text.loss import head_cross_entropy
 
 IGNORE = -100
@@ -125,20 +125,20 @@ def kernels_for(model: torch.nn.Module, precision: str) -> Iterator[None]:
 
     Under bf16 autocast, the plain matmul-softmax attention instead of SDPA: the CPU's SDPA backward was a
     fifth of a bf16 step, and the plain attention runs on the bf16 matmuls (a `small` step 0.87x the time);
-    in fp32, SDPA is the faster. In fp32, GPT-2's tanh GELU from gelu.c where it is built (native.py),
+    in fp32, SDPA is the faster. In fp32, GPT-2's tanh GELU from gelu.c where it is built (kernels.py),
     forward and backward in one pass each, where torch's elementwise ops were a measurable share of a step.
     """
     config = getattr(model, "config", None)
     attention = getattr(config, "_attn_implementation", None)
     swap = precision == "bf16" and attention == "sdpa" and hasattr(model, "set_attn_implementation")
-    lib = native.kernel() if precision == "fp32" and isinstance(model, GPT2LMHeadModel) else None
+    lib = kernels.kernel() if precision == "fp32" and isinstance(model, GPT2LMHeadModel) else None
     mlps = [block.mlp for block in model.transformer.h] if lib is not None and getattr(
         config, "activation_function", None) in ("gelu_new", "gelu_pytorch_tanh") else []
     acts = [mlp.act for mlp in mlps]
     if swap:
         model.set_attn_implementation("eager")
     for mlp in mlps:
-        mlp.act = native.GeluTanh(lib)
+        mlp.act = kernels.GeluTanh(lib)
     try:
         yield
     finally:

@@ -1,7 +1,7 @@
 /* One decoding step of GPT attention for every slot and head, the KV-cache write fused in.
 
    Each (slot, head) reads exactly its own history: no padding to a group's span, no masks, no gathers,
-   one call per layer. Built at first use by shopgen/text/native.py (cc -O3 -march=native -fopenmp); the
+   one call per layer. Built at first use by shopgen/text/kernels (cc -O3 -march=native -fopenmp); the
    parallel loop runs on the OpenMP runtime torch already loaded (same soname), so it shares torch's threads.
 
    The cache holds int8 keys and values, each (slot, head, position) vector with its own float scale

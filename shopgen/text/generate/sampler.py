@@ -5,7 +5,7 @@ token or the field's token cap, then the next marker. Rows stop independently. F
 row's slot is refilled at once with the next waiting row (continuous batching), so the batch stays full
 while a few long descriptions finish; other models drop finished rows from their batch instead.
 Sampling is top-k, then top-p inside it, then an exact categorical draw: in one native call per step
-where the kernels build (native.py: draw.c), else in torch ops, `argmax(p / Exp(1))` (no sort over the
+where the kernels build (kernels.py: draw.c), else in torch ops, `argmax(p / Exp(1))` (no sort over the
 whole vocabulary).
 
 Classifier-free guidance (`guidance` w > 0) samples from `(1 + w) * cond - w * uncond` logits: each row
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from shopgen.text import native
-from shopgen.text.decoder import HFDecoder, SlotDecoder, closing_up
+from shopgen.text import kernels
+from shopgen.text.generate.decoder import HFDecoder, SlotDecoder, closing_up
 
 COMPACT_SHARE = 4  # the fallback path compacts once a quarter of its batch has finished
 REFILL_SHARE = 0.125  # refill once 1/8 of slots is free: measured best or near-best on dmart and sample data
@@ -87,7 +87,7 @@ def draw_tokens(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator,
     With the native library `lib`, one seeded uniform per row picks the token in draw.c."""
     if lib is not None:
         uniforms = torch.rand(len(logits), generator=gen, dtype=torch.float64)
-        return native.draw(lib, logits.contiguous(), uniforms, cfg.top_k, cfg.top_p, cfg.temperature)
+        return kernels.draw(lib, logits.contiguous(), uniforms, cfg.top_k, cfg.top_p, cfg.temperature)
     if cfg.temperature != 1.0:
         logits.div_(max(cfg.temperature, 1e-5))
     values, index = top_k_filter(logits, min(cfg.top_k, logits.shape[-1]))
@@ -130,7 +130,7 @@ class Walker:
         self.end, self.pad, self.null, self.cfg, self.gen = end_id, pad_id, null_id, cfg, gen
         self.bias = torch.zeros(vocab)
         self.bias[banned] = float("-inf")
-        lib = native.kernel()
+        lib = kernels.kernel()
         self.native = lib if lib is not None and cfg.top_k <= lib.draw_max_k else None
 
     def start(self, n: int) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
    In torch ops this is ~15 calls a step (two top-k, gathers, softmax, cumsum, a random draw), 2.5 ms at
    batch 128 and 11 ms at batch 512 on the presets' 8k vocabulary; here it is one pass over each row's
-   logits, rows in parallel. Built beside decode_attention.c by shopgen/text/native.py.
+   logits, rows in parallel. Built beside decode_attention.c by shopgen/text/kernels.
 
    logits:   (B, V)  float32, -inf for banned tokens
    uniforms: (B,)    in [0, 1): the caller's seeded random numbers, so results do not depend on threads

@@ -11,7 +11,7 @@
   (`GeluTanh`), where torch's elementwise ops were a measurable share of a `small` step.
 
 All go into one library, built with the machine's C compiler (`cc -O3 -march=native -fopenmp`, 0.2 s on
-a project machine) into the machine cache (machine.py), under a name keyed by the sources, the flags and
+a project machine) into the machine cache (text/machine.py), under a name keyed by the sources, the flags and
 the CPU. Nothing is downloaded. Without a compiler, or with
 SHOPGEN_NATIVE=0, `kernel()` is None and the sampler keeps its torch path, with an fp32 cache (the same
 attention to the int8 rounding of the kernel's cache; the same distribution for the draw).

@@ -5,7 +5,7 @@ HF's DynamicCache grows by concatenation, copying the whole cache at every gener
 for the same step over a cache written in place). `SlotDecoder` runs GPT-2 weights over a cache
 allocated once, one slot per row, each slot filled from index 0: a finished row's slot is refilled with
 a new row while the others keep going (continuous batching). Its attention runs in the native kernel
-(native.py) where one could be built, else through torch ops over groups of slots (`slot_groups`). Other
+(kernels.py) where one could be built, else through torch ops over groups of slots (`slot_groups`). Other
 architectures (a `--text-base` checkpoint) go through `HFDecoder`.
 
 `SlotDecoder(..., precision="bf16")` runs the weight matmuls on bf16 copies of the weights (inputs cast
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
-from shopgen.text import native
+from shopgen.text import kernels
 
 
 def closing_up(active: torch.Tensor) -> torch.Tensor:
@@ -73,20 +73,20 @@ class SlotDecoder:
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
         # gelu_new is tanh-approximated GELU; HF computes it in six elementwise ops, this in one (native: gelu.c)
         self.gelu = "none" if cfg.activation_function == "gelu" else "tanh"
-        self.native = native.kernel()
+        self.native = kernels.kernel()
         if self.native is not None and self.gelu == "tanh":
-            self.activation = partial(native.gelu_tanh_, self.native)
+            self.activation = partial(kernels.gelu_tanh_, self.native)
         else:
             self.activation = partial(F.gelu, approximate=self.gelu)
         shape = (cfg.n_layer, slots, cfg.n_head, max_len, self.head_dim)
-        dtype = torch.float32 if self.native is None else native.CACHE_DTYPE  # the kernel's cache is int8
+        dtype = torch.float32 if self.native is None else kernels.CACHE_DTYPE  # the kernel's cache is int8
         # torch's masked cells still enter 0 * value, so they must be zeros. The kernel reads only cells it
         # wrote, so its cache is left unzeroed and the pages rows never reach are never touched: 1,024 guided
         # dmart rows on one thread ran 1.06x faster and peaked at 0.95 GB instead of 1.5 (a shadow's span
         # holds only its prompt and name)
         alloc = torch.zeros if self.native is None else torch.empty
         self.k, self.v = alloc(shape, dtype=dtype), alloc(shape, dtype=dtype)
-        # the kernel's per-vector scales (native.quantize); the torch path keeps fp32 values and needs none
+        # the kernel's per-vector scales (kernels.quantize); the torch path keeps fp32 values and needs none
         self.ks, self.vs = (alloc(shape[:4]), alloc(shape[:4])) if self.native is not None else (None, None)
         self.lengths = torch.zeros(slots, dtype=torch.long)  # cache entries written per slot
 
@@ -183,7 +183,7 @@ class SlotDecoder:
             self.k[i, slots, :, :width], self.v[i, slots, :, :width] = k, v
             return
         for cache, scales, x in ((self.k, self.ks, k), (self.v, self.vs, v)):
-            cache[i, slots, :, :width], scales[i, slots, :, :width] = native.quantize(x)
+            cache[i, slots, :, :width], scales[i, slots, :, :width] = kernels.quantize(x)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
@@ -219,13 +219,13 @@ class SlotDecoder:
         return self._logits(x[:, -1])
 
     def _native_step(self, tokens: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
-        """`step` with one kernel call per layer for the cache write and attention (native.py)."""
+        """`step` with one kernel call per layer for the cache write and attention (kernels.py)."""
         at = self.lengths if slots is None else self.lengths[slots]
         x = self.t.wte(tokens) + self.t.wpe(at)
         scale = self.head_dim**-0.5
         for i, block in enumerate(self.t.h):
             qkv = project(block.ln_1(x), self.projections[i][0])
-            att = native.decode_attention(self.native, qkv, self.k[i], self.v[i], self.ks[i], self.vs[i], at, scale, slots)
+            att = kernels.decode_attention(self.native, qkv, self.k[i], self.v[i], self.ks[i], self.vs[i], at, scale, slots)
             x = self._finish(i, x, att)
         if slots is None:
             self.lengths = self.lengths + 1

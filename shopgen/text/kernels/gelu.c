@@ -3,7 +3,7 @@
    One vectorised pass, written as x * sigmoid(2u) (u = sqrt(2/pi) (x + 0.044715 x^3)), which is
    0.5 x (1 + tanh u) without the cancellation of 1 + tanh u where tanh u is near -1. Its derivative is
    s + 2 x s (1 - s) u' with s = sigmoid(2u), u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
-   Built beside decode_attention.c by shopgen/text/native.py.
+   Built beside decode_attention.c by shopgen/text/kernels.
 */
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* Math shared by the native kernels (native.py builds them into one library).
+/* Math shared by the native kernels (shopgen/text/kernels builds them into one library).
 
    exp_approx: e^x to about 2 ulp for |x| < 87 (a degree-6 polynomial on x - n ln 2, then 2^n from the
    exponent bits), with no library call. GCC does not vectorise its clamp without -ffinite-math-only (which

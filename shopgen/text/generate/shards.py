@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 import torch
 
 from shopgen.errors import ShopgenError
-from shopgen.text.sampler import FieldSpec, SamplingConfig, concrete, generate_fields
+from shopgen.text.generate.sampler import FieldSpec, SamplingConfig, concrete, generate_fields
 
 MIN_SHARD_ROWS = 64  # fewer rows a worker do not pay for its start (forked: ~40 ms for a tiny model); redraws stay here
 WATCH_SECONDS = 0.5  # how often a worker without a parent-death signal checks that its parent lives
