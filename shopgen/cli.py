@@ -229,13 +229,16 @@ def demo(
     out: str = typer.Option("demo_output", help="Folder for the demo catalog, its schema, the bundle and the generated catalog."),
     rows: int = typer.Option(1000, "-n", "--rows", min=1, help="Rows to generate."),
     tabular: str = typer.Option("ctgan", help="Tabular model: ctgan, tvae, copula or auto (see shopgen fit --help)."),
+    text_epochs: int = typer.Option(None, min=1, help="Most epochs of text training (default: the preset's budget decides)."),
+    max_train_minutes: float = typer.Option(None, min=0.05, help="Time budget of the text model (default: the preset's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Make the seeded demo catalog, fit the `fast` preset on it, sample, validate; show where everything is."""
     from shopgen import app as steps
     from shopgen.options import FitOptions
 
-    result = steps.demo(out, rows, FitOptions(tabular=tabular), show_progress=not quiet)
+    options = FitOptions(tabular=tabular, text_epochs=text_epochs, max_train_minutes=max_train_minutes)
+    result = steps.demo(out, rows, options, show_progress=not quiet)
     for line in result.lines():
         _out(line)
     if not result.validation.success:
