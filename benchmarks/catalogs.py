@@ -181,10 +181,10 @@ def run_one(catalog: str, path: Path, args: argparse.Namespace, out: dict) -> di
 
     out["step"] = "sample"
     t0 = time.perf_counter()
-    synthetic = synth.sample(n, seed=1).catalog
+    synthetic, stats = synth.sample(n, seed=1)
     done("sample", t0)
     out["rows"]["synthetic"] = len(synthetic)
-    out["sample_stats"] = getattr(synth, "last_sample_stats_", None)
+    out["sample_stats"] = stats.to_dict()
 
     out["step"] = "validate"
     t0 = time.perf_counter()

@@ -111,9 +111,9 @@ def run_synthesizer(tab, train: pd.DataFrame, name: str, epochs: int | None, sdv
         out["fit_s"] = time.perf_counter() - t0
         out["epochs"] = model.tabular_model_.epochs_ if kind != "copula" else None
         t1 = time.perf_counter()
-        synthetic = model.sample(n, seed=1).catalog
+        synthetic, stats = model.sample(n, seed=1)
         out["sample_s"] = time.perf_counter() - t1
-        out["redrawn_rows"] = model.last_sample_stats_["invalid"]
+        out["redrawn_rows"] = stats.invalid
     else:
         md = Metadata()
         md.add_table(TABLE)

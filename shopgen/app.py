@@ -130,7 +130,9 @@ def fit(data: str | Path, out: str | Path, options: FitOptions | None = None, sc
     cat = CatalogSchema.from_yaml(schema) if schema else None
     df = read_catalog(data)
     if cat is None:
-        cat = CatalogSchema.infer(df, name=Path(data).stem)
+        from shopgen.inference import infer_schema
+
+        cat = infer_schema(df, name=Path(data).stem).schema
     from shopgen.synthesizer import CatalogSynthesizer
 
     synth = CatalogSynthesizer(cat, options, show_progress=show_progress).fit(df, source=str(data))
