@@ -237,7 +237,7 @@ def _conditions(value: Mapping[str, Any] | list[str] | str | None, schema: Catal
     """{'category': 'Shoes', 'price': [10, 50]} (YAML / Python) or ['category=Shoes', 'price=10..50'] (CLI form)."""
     from shopgen.conditions import check, parse_where
 
-    if value is None or value == "" or len(value) == 0:
+    if value is None or (isinstance(value, (str, list, tuple, Mapping)) and len(value) == 0):
         return None
     if isinstance(value, str):
         value = [value]

@@ -194,6 +194,9 @@ def test_steps_check_their_arguments(tiny_synth, tmp_path):
         pipeline.sample(bundle, 5, tmp_path / "c.csv", conditions={"colour": "red"})
     one_line(exc, "'colour'", "no such column")
     with pytest.raises(ShopgenError) as exc:
+        pipeline.sample(bundle, 5, tmp_path / "c.csv", conditions=5)
+    one_line(exc, "conditions 5: write a mapping")
+    with pytest.raises(ShopgenError) as exc:
         pipeline.fit(SAMPLE_CSV, tmp_path / "m", tabular="gan")
     one_line(exc, "tabular 'gan' is unknown")
 
