@@ -3,7 +3,7 @@
    exp_approx: e^x to about 2 ulp for |x| < 87 (a degree-6 polynomial on x - n ln 2, then 2^n from the
    exponent bits), with no library call. GCC does not vectorise its clamp without -ffinite-math-only (which
    draw.c's -inf logits rule out), so where AVX2 and FMA are there, exp_approx8 is the same steps on 8 lanes
-   and the loops over many values call it: a scalar loop left the GELU at ~11 cycles a value on a Zen 3.
+   and the loops over many values call it: a scalar loop left the GELU at ~11 cycles a value.
 */
 #ifndef SHOPGEN_FASTMATH_H
 #define SHOPGEN_FASTMATH_H
