@@ -3,7 +3,7 @@
 A decoding step of a `small` model is a few small matmuls (M = 256 rows, K = 256) plus ~40 elementwise ops,
 the attention kernel and the draw. Run on 2 OpenMP threads, every one of those ops wakes and joins the
 second thread; run as two processes of one thread each, on half the rows each, nothing is shared, and the
-Python of each step is split between them too: 1.15-1.24x the tokens/s on 2 cores, guided or not
+Python of each step is split between them too: 1.14-1.24x the rows or tokens/s on 2 cores, guided or not
 (docs/text-model.md).
 
 Workers are forked where the platform forks safely (Linux): the model's weights are shared copy-on-write and
