@@ -64,7 +64,7 @@ def main() -> None:
         synth.save(Path(tempfile.mkdtemp()) / "model")
     if args.text_model:
         from shopgen.presets import get_preset
-        from shopgen.text.model import TextModel
+        from shopgen.text.estimator import TextModel
 
         synth.text_model_ = TextModel.from_pretrained(args.text_model, get_preset("small").text)
     column = next(c for c in schema.conditions if schema.column(c).type == "categorical" and "ategor" in c)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from shopgen.inference import infer_schema
 from shopgen.presets import get_preset
-from shopgen.text.model import TextModel
+from shopgen.text.estimator import TextModel
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -150,7 +150,7 @@ def run_text(schema, train: pd.DataFrame, hold: pd.DataFrame, seconds: float | N
     """
     warnings.filterwarnings("ignore")
     from shopgen.presets import get_preset
-    from shopgen.text.model import TextModel
+    from shopgen.text.estimator import TextModel
 
     base = _rss_mb("VmRSS")
     t0 = time.perf_counter()

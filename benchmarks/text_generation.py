@@ -48,11 +48,11 @@ from shopgen.text import (
     SAMPLING_PRECISIONS,  # noqa: E402
     native,  # noqa: E402
 )
-from shopgen.text.generate.decoder import prepare, project  # noqa: E402
+from shopgen.text.estimator import TextModel  # noqa: E402
 from shopgen.text.generate.sampler import SamplingConfig  # noqa: E402
 from shopgen.text.generate.shards import plan  # noqa: E402
+from shopgen.text.linear import prepare, project  # noqa: E402
 from shopgen.text.machine import isa_limits  # noqa: E402
-from shopgen.text.model import TextModel  # noqa: E402
 from shopgen.text.precision import resolve  # noqa: E402
 from shopgen.text.prompt import END, PAD  # noqa: E402
 

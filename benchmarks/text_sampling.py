@@ -26,8 +26,8 @@ import pandas as pd  # noqa: E402
 from shopgen.evaluation.text import text_metrics  # noqa: E402
 from shopgen.inference import infer_schema
 from shopgen.presets import get_preset  # noqa: E402
+from shopgen.text.estimator import TextModel  # noqa: E402
 from shopgen.text.generate.sampler import SamplingConfig  # noqa: E402
-from shopgen.text.model import TextModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ import pandas as pd
 
 import shopgen
 from shopgen.presets import get_preset
-from shopgen.text.model import TextModel
+from shopgen.text.estimator import TextModel
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -65,6 +66,14 @@ def main() -> None:
         mine = [r for r in runs if r["label"] == label]
         lines.append(f"- {label} ({len(mine)} runs): guided {statistics.median(r['guided']['tokens_per_s'] for r in mine):,.0f}, "
                      f"unguided {statistics.median(r['unguided']['tokens_per_s'] for r in mine):,.0f}")
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    if len(labels) == 2:  # taken in turns: the k-th run of each label ran side by side, under the same load
+        pairs = list(zip(*([r for r in runs if r["label"] == label] for label in labels)))
+        lines += ["", f"Geometric mean over the {len(pairs)} pairs of {labels[1]} / {labels[0]} (a busy spell slows both "
+                  "runs of a pair, not one label):", ""]
+        for name in ("guided", "unguided"):
+            ratio = math.exp(statistics.fmean(math.log(b[name]["tokens_per_s"] / a[name]["tokens_per_s"]) for a, b in pairs))
+            lines.append(f"- {name}: {ratio:.3f}")
     (RESULTS / "text_speed.md").write_text("\n".join(lines) + "\n")
 
 

@@ -80,7 +80,7 @@ class CatalogSynthesizer:
 
     def fit(self, data: pd.DataFrame, source: str | None = None) -> CatalogSynthesizer:
         """Learn `data` (checked against the schema first; `source` names it in errors); returns self."""
-        from shopgen.text.model import TextModel
+        from shopgen.text.estimator import TextModel
 
         o = self.options.check()
         p = get_preset(o.preset)
@@ -239,7 +239,7 @@ class CatalogSynthesizer:
         """Read a bundle with nothing able to run code: safetensors weights and an allow-list unpickler
         (shopgen.safepickle). A path is verified first (hashes, and the signature when a key is set); a
         `Bundle` from `open_bundle` already was."""
-        from shopgen.text.model import TextModel
+        from shopgen.text.estimator import TextModel
 
         opened = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
         path, manifest = opened.path, opened.manifest

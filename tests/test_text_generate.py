@@ -9,10 +9,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from textkit import ROW_EXACT, generate_with, native_kernel, sharded, tiny_lm
+from textkit import ROW_EXACT, generate_with, native_kernel, sharded, tiny_hf, tiny_lm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from shopgen.text.generate.sampler import FieldSpec, SamplingConfig
+from shopgen.text.model import GPT
 from shopgen.text.prompt import END
 
 
@@ -38,7 +39,8 @@ def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sa
     what a row generates (greedy)."""
     from shopgen.text.generate.decoder import SlotDecoder
 
-    model = tiny_lm(len(tokenizer), seed=3, scale_attn_by_inverse_layer_idx=not slots)
+    # GPT-2 with attention scaled by depth is a variant the package's GPT does not compute: HF's own runs it
+    model = tiny_lm(len(tokenizer), seed=3) if slots else tiny_hf(len(tokenizer), seed=3, scale_attn_by_inverse_layer_idx=True)
     assert SlotDecoder.supports(model) == slots
     prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
     empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
@@ -50,10 +52,6 @@ def test_batched_kv_cache_generation_equals_one_row_at_a_time(tokenizer, fmt, sa
     assert batched == single
 
 
-class _NotPlainGPT2(GPT2LMHeadModel):
-    """The same weights, but not the exact class the slot decoder takes: forces the HF-cache path."""
-
-
 def test_guidance_is_the_same_on_both_decoders_and_changes_the_text(tokenizer, fmt, sample_df):
     """The slot decoder's shadow slots and the HF path's shadow rows give the same guided greedy text.
     Guiding the first field writes the same names as guiding every field; guiding the description's
@@ -61,9 +59,8 @@ def test_guidance_is_the_same_on_both_decoders_and_changes_the_text(tokenizer, f
     them each description follows its name unguided from the start."""
     from shopgen.text.generate.decoder import SlotDecoder
 
-    model = tiny_lm(len(tokenizer), seed=5)
-    fallback = _NotPlainGPT2(model.config).eval()
-    fallback.load_state_dict(model.state_dict())
+    fallback = tiny_hf(len(tokenizer), seed=5)  # Hugging Face's model: the HF-cache path
+    model = GPT.from_hf(fallback)
     assert SlotDecoder.supports(model) and not SlotDecoder.supports(fallback)
     prompts = tokenizer(fmt.prompts(sample_df.head(6)), add_special_tokens=False)["input_ids"]
     empty = tokenizer(fmt.empty_prompt(), add_special_tokens=False)["input_ids"]
@@ -86,8 +83,8 @@ def test_generation_stops_at_end_token(tokenizer, fmt, sample_df):
     """A model whose head always prefers <end> after the first token writes one-token fields."""
     model = tiny_lm(len(tokenizer))
     with torch.no_grad():
-        model.lm_head.weight.zero_()
-        model.lm_head.weight[tokenizer.convert_tokens_to_ids(END)] = 1.0
+        model.transformer.wte.weight.zero_()  # also the head
+        model.transformer.wte.weight[tokenizer.convert_tokens_to_ids(END)] = 1.0
         model.transformer.ln_f.bias.fill_(1.0)
         model.transformer.ln_f.weight.zero_()
     prompts = tokenizer(fmt.prompts(sample_df.head(3)), add_special_tokens=False)["input_ids"]
@@ -97,15 +94,16 @@ def test_generation_stops_at_end_token(tokenizer, fmt, sample_df):
 
 @pytest.mark.parametrize("width,heads", [(32, 2), (128, 2)], ids=["head-16", "head-64"])
 def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
-    """Each slot's logits equal the model's own forward on that row's sequence: prefill (two rows with the
+    """Each slot's logits equal Hugging Face GPT-2's forward on that row's sequence: prefill (two rows with the
     same prefix), steps, refill, and steps that run some slots only, in any order (the others keep their
     cache and length).
     Head size 64 is the presets' (the kernel's register path); 16 takes its general loop."""
     from shopgen.text.generate.decoder import SlotDecoder
 
     torch.manual_seed(5)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=width, n_layer=2, n_head=heads)).eval()
-    assert SlotDecoder.supports(model)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=width, n_layer=2, n_head=heads)).eval()
+    model = GPT.from_hf(hf)
+    assert SlotDecoder.supports(model) and not SlotDecoder.supports(hf)
     torch.manual_seed(1)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (5, 2, 7)]
     seqs.append(list(seqs[0]))  # equal prefixes run once; each slot then goes its own way
@@ -118,7 +116,7 @@ def test_slot_decoder_matches_the_hf_forward(attention, width, heads):
 
     def reference(seq):
         with torch.no_grad():
-            return model(input_ids=torch.tensor([seq])).logits[0, -1]
+            return hf(input_ids=torch.tensor([seq])).logits[0, -1]
 
     for step in range(6):
         if step == 2:  # slot 1 takes a new row, as when a row finishes and the next one waits
@@ -142,7 +140,8 @@ def test_slot_decoder_in_bf16_or_int8_stays_within_rounding_of_the_fp32_forward(
     untouched."""
     from shopgen.text.generate.decoder import SlotDecoder
 
-    model = tiny_lm(300, seed=7)
+    hf = tiny_hf(300, seed=7)
+    model = GPT.from_hf(hf)
     before = {name: value.clone() for name, value in model.state_dict().items()}
     torch.manual_seed(3)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (6, 3, 9)]
@@ -155,7 +154,7 @@ def test_slot_decoder_in_bf16_or_int8_stays_within_rounding_of_the_fp32_forward(
         logits = dec.step(feed)
         seqs = [seq + [int(t)] for seq, t in zip(seqs, feed)]
         with torch.no_grad():
-            ref = torch.stack([model(input_ids=torch.tensor([seq])).logits[0, -1] for seq in seqs]) + ban
+            ref = torch.stack([hf(input_ids=torch.tensor([seq])).logits[0, -1] for seq in seqs]) + ban
         kept = ban == 0
         assert logits.dtype == torch.float32 and torch.isneginf(logits[:, ~kept]).all()
         error = float((logits[:, kept] - ref[:, kept]).abs().max())
@@ -171,7 +170,8 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
     forward on each row's sequence."""
     from shopgen.text.generate.decoder import SlotDecoder, slot_groups
 
-    model = tiny_lm(300, seed=6)
+    hf = tiny_hf(300, seed=6)
+    model = GPT.from_hf(hf)
     torch.manual_seed(2)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (3, 70, 5, 40, 9, 2, 66, 20) * 3]
     dec = SlotDecoder(model, len(seqs), 80)
@@ -189,7 +189,7 @@ def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
         seqs = [seq + [int(t)] for seq, t in zip(seqs, feed)]
         with torch.no_grad():
             for slot, seq in enumerate(seqs[: int(active.sum())] if step else seqs):
-                ref = model(input_ids=torch.tensor([seq])).logits[0, -1]
+                ref = hf(input_ids=torch.tensor([seq])).logits[0, -1]
                 assert torch.allclose(logits[slot], ref, atol=1e-4), (step, slot)
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from textkit import native_kernel, tiny_lm
+from textkit import native_kernel, tiny_hf
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from shopgen.text.train import IGNORE
+from shopgen.text.loss import IGNORE
+from shopgen.text.model import GPT, GPTConfig
+
+
+def tiny_gpt(block: int) -> GPT:
+    return GPT(GPTConfig(vocab_size=32, block_size=block, n_embd=32, n_layer=1, n_head=2))
 
 
 def test_training_follows_the_label_weights():
@@ -21,7 +26,7 @@ def test_training_follows_the_label_weights():
                 for k in range(200)]
 
     def tail_loss(w: float) -> float:
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=8, n_embd=32, n_layer=1, n_head=2))
+        model = tiny_gpt(8)
         train_lm(model, seqs_of(w), pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=4, max_seconds=60,
                  seed=0, show_progress=False)
         ids, mask, labels, _ = collate(seqs_of(1.0), np.arange(20), 0)
@@ -71,9 +76,9 @@ def test_bf16_training_runs_under_autocast_and_learns_as_fp32_does():
     seqs = [([1, 2 + k % 5, 10 + k % 5, 20 + k % 5], [IGNORE, 2 + k % 5, 10 + k % 5, 20 + k % 5], [0.0, 1.0, 1.0, 1.0])
             for k in range(180)]
 
-    def trained(precision: str) -> tuple[GPT2LMHeadModel, float]:
+    def trained(precision: str) -> tuple[GPT, float]:
         torch.manual_seed(0)
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=8, n_embd=32, n_layer=1, n_head=2))
+        model = tiny_gpt(8)
         stats = train_lm(model, seqs, pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=20, max_seconds=60,
                          seed=0, show_progress=False, precision=precision)
         assert stats.precision == precision
@@ -85,7 +90,7 @@ def test_bf16_training_runs_under_autocast_and_learns_as_fp32_does():
     fp32, fp32_loss = trained("fp32")
     bf16, bf16_loss = trained("bf16")
     assert all(p.dtype == torch.float32 for p in bf16.parameters())
-    assert not torch.equal(fp32.lm_head.weight, bf16.lm_head.weight)
+    assert not torch.equal(fp32.transformer.wte.weight, bf16.transformer.wte.weight)
     assert bf16_loss < 0.1 and abs(bf16_loss - fp32_loss) < 0.05
 
 
@@ -105,7 +110,7 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
 
     def lead_loss(repeats: int) -> float:
         torch.manual_seed(0)
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=16, n_embd=32, n_layer=1, n_head=2))
+        model = tiny_gpt(16)
         stats = train_lm(model, seqs, pad_id=0, batch_size=16, learning_rate=3e-3, max_epochs=1, max_seconds=60,
                          seed=0, show_progress=False, lead_tails=[12] * len(seqs), lead_repeats=repeats)
         assert stats.steps == -(-len(seqs) * (1 + repeats) // 16)
@@ -120,7 +125,7 @@ def test_lead_passes_teach_the_first_field_in_fewer_epochs():
 def test_lead_passes_can_carry_the_next_fields_first_tokens():
     """A lead ends after the first field's end token, or `next_tokens` into the next field (its marker
     besides), or at that field's end token when it comes sooner."""
-    from shopgen.text.model import lead_length
+    from shopgen.text.estimator import lead_length
 
     end = 3
     ids = [1, 2, 20, 10, 11, end, 21, 12, 13, 14, 15, end]  # prompt, marker, name, end, marker, description, end
@@ -131,18 +136,21 @@ def test_lead_passes_can_carry_the_next_fields_first_tokens():
 
 
 def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
-    """Training projects only the labelled positions onto the vocabulary; the loss must not change."""
+    """Training projects only the labelled positions onto the vocabulary: the GPT's loss is Hugging Face GPT-2's
+    full loss for the same weights, and a model of another class takes HF's logits path to the same value."""
     from shopgen.text.train import batch_loss
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
+    model = GPT.from_hf(hf)
     ids = torch.randint(0, 300, (3, 20))
     mask = torch.ones_like(ids)
     mask[1, 15:] = 0  # padding
     labels = ids.clone()
     labels[:, :6] = IGNORE  # the prompt
     labels[mask == 0] = IGNORE
-    full = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    full = hf(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert torch.allclose(batch_loss(hf, ids, mask, labels), full, rtol=1e-6, atol=1e-6)
     assert torch.allclose(batch_loss(model, ids, mask, labels), full, rtol=1e-6, atol=1e-6)
     assert torch.allclose(batch_loss(model, ids, mask, labels, torch.full(ids.shape, 3.0)), full, rtol=1e-6, atol=1e-6)
     heavy = torch.ones(ids.shape)
@@ -150,59 +158,65 @@ def test_loss_on_labelled_positions_only_equals_the_full_hf_loss():
     assert not torch.allclose(batch_loss(model, ids, mask, labels, heavy), full, rtol=1e-3)
 
 
-def test_bf16_training_swaps_sdpa_for_the_plain_attention_and_back():
-    """Under bf16 the training runs the plain matmul-softmax attention (faster there than SDPA's backward),
-    in fp32 it keeps SDPA; either way the model leaves with the attention it came with, also on an error."""
-    from shopgen.text.train import kernels_for
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_gradients_are_hf_gpt2s(precision):
+    """The GPT's loss and every gradient equal Hugging Face GPT-2's for the same weights: in fp32 (SDPA, and the
+    native GELU where it builds) to float rounding; under bf16 autocast (the plain attention) to bf16's."""
+    from shopgen.text.train import batch_loss
 
-    model = tiny_lm(50)
-    assert model.config._attn_implementation == "sdpa"
-    with kernels_for(model, "bf16"):
-        assert model.config._attn_implementation == "eager"
-    with kernels_for(model, "fp32"):
-        assert model.config._attn_implementation == "sdpa"
-    with pytest.raises(RuntimeError), kernels_for(model, "bf16"):
-        raise RuntimeError("a step failed")
-    assert model.config._attn_implementation == "sdpa"
-
-
-@pytest.mark.parametrize(("precision", "during"), [("bf16", "eager"), ("fp32", "sdpa")])
-def test_training_runs_the_attention_its_precision_is_fastest_with(precision, during):
-    """What train_lm's forward passes see: the plain attention under bf16, SDPA in fp32; SDPA afterwards."""
-    from shopgen.text.train import train_lm
-
-    model = tiny_lm(40)
-    seen = set()
-    model.transformer.register_forward_pre_hook(lambda module, args: seen.add(module.config._attn_implementation))
-    seqs = [([1, 2 + k % 5, *range(10, 20)], [IGNORE, IGNORE, *range(10, 20)], [0.0, 0.0] + [1.0] * 10) for k in range(40)]
-    train_lm(model, seqs, pad_id=0, batch_size=8, learning_rate=1e-3, max_epochs=1, max_seconds=60, seed=0,
-             show_progress=False, precision=precision)
-    assert seen == {during} and model.config._attn_implementation == "sdpa"
+    hf = tiny_hf(300, seed=4, n_layer=2)
+    model = GPT.from_hf(hf)
+    ids = torch.randint(0, 300, (4, 24), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[:, :5] = IGNORE
+    grads = []
+    for m in (model, hf):
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = batch_loss(m, ids, torch.ones_like(ids), labels)
+        loss.backward()
+        grads.append((loss.detach(), dict((n, p.grad) for n, p in m.named_parameters())))
+    (ours, ours_grad), (theirs, theirs_grad) = grads
+    tol = 1e-5 if precision == "fp32" else 3e-2
+    torch.testing.assert_close(ours, theirs, rtol=tol, atol=tol)
+    for name, grad in ours_grad.items():
+        want = theirs_grad[name]
+        torch.testing.assert_close(grad, want, rtol=tol, atol=tol * float(want.abs().max()), msg=name)
 
 
 def test_bf16_rows_are_padded_to_few_counts_at_a_small_cost():
     """oneDNN compiles a kernel per bf16 matmul shape: every row count up to 4,096 maps to one of 41, never
     below itself, never more than 31 rows or 1/8 above it."""
-    from shopgen.text.generate.decoder import padded_rows
+    from shopgen.text.linear import padded_rows
 
     padded = {rows: padded_rows(rows) for rows in range(1, 4097)}
     assert len(set(padded.values())) == 41
     assert all(rows <= p and (p - rows <= 31 or p <= 1.125 * rows) for rows, p in padded.items())
 
 
-def test_fp32_training_runs_the_native_gelu_and_leaves_the_models_own():
-    """train_lm's forward passes see gelu.c's activation in fp32 (torch's under bf16), and the model leaves
-    with its own activation, so a saved model holds no native handle."""
+def test_fp32_training_runs_the_native_gelu_and_the_trained_model_pickles(monkeypatch):
+    """train_lm's fp32 passes run gelu.c's activation (torch's under bf16), and the model keeps no handle to
+    the library: it pickles, as worker processes started by spawn need."""
+    import pickle
+
     from shopgen.text import kernels
-    from shopgen.text.train import kernels_for
+    from shopgen.text.train import train_lm
 
     native_kernel()
-    model = tiny_lm(50)
-    own = [block.mlp.act for block in model.transformer.h]
-    with kernels_for(model, "fp32"):
-        assert all(isinstance(block.mlp.act, kernels.GeluTanh) for block in model.transformer.h)
-    with kernels_for(model, "bf16"):
-        assert not any(isinstance(block.mlp.act, kernels.GeluTanh) for block in model.transformer.h)
-    with pytest.raises(RuntimeError), kernels_for(model, "fp32"):
-        raise RuntimeError("a step failed")
-    assert [block.mlp.act for block in model.transformer.h] == own
+    calls = {"n": 0}
+    through = kernels.gelu_tanh
+
+    def counted(lib, x):
+        calls["n"] += 1
+        return through(lib, x)
+
+    monkeypatch.setattr(kernels, "gelu_tanh", counted)
+    seqs = [([1, 2 + k % 5, *range(10, 20)], [IGNORE, IGNORE, *range(10, 20)], [0.0, 0.0] + [1.0] * 10) for k in range(40)]
+    for precision, native in (("bf16", False), ("fp32", True)):
+        calls["n"] = 0
+        model = tiny_gpt(16)
+        train_lm(model, seqs, pad_id=0, batch_size=8, learning_rate=1e-3, max_epochs=1, max_seconds=60, seed=0,
+                 show_progress=False, precision=precision)
+        assert (calls["n"] > 0) == native, precision
+    clone = pickle.loads(pickle.dumps(model))
+    assert all(torch.equal(a, b) for a, b in zip(clone.state_dict().values(), model.state_dict().values()))

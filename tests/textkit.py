@@ -9,6 +9,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from shopgen.text.generate.sampler import FieldSpec, generate_fields
+from shopgen.text.model import GPT
 from shopgen.text.prompt import END, NULL, PAD, marker
 
 # The tests that a row's greedy text is the same however it is batched sample in fp32: int8 (which "auto"
@@ -29,10 +30,16 @@ def native_kernel():
     return fn
 
 
-def tiny_lm(vocab: int, seed: int = 0, **config) -> GPT2LMHeadModel:
+def tiny_hf(vocab: int, seed: int = 0, **config) -> GPT2LMHeadModel:
+    """Hugging Face's own GPT-2, tiny: the reference the GPT is checked against, and a model of another class."""
     torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=32, n_layer=1, n_head=2, **config)
+    cfg = GPT2Config(**{"vocab_size": vocab, "n_positions": 128, "n_embd": 32, "n_layer": 1, "n_head": 2, **config})
     return GPT2LMHeadModel(cfg).eval()
+
+
+def tiny_lm(vocab: int, seed: int = 0) -> GPT:
+    """The package's GPT with `tiny_hf`'s weights."""
+    return GPT.from_hf(tiny_hf(vocab, seed))
 
 
 def generate_with(model, tokenizer, prompts, caps, cfg, seed, empty=None):

@@ -1,356 +1,264 @@
-"""TextModel: a GPT that writes a row's text columns conditioned on its other columns.
+"""The GPT: GPT-2's architecture in one file, a config and the model.
 
-Trained from scratch (GPT2 config sized by preset, BPE fitted on the catalog) or fine-tuned from a
-local Hugging Face checkpoint. Saved as a `save_pretrained` directory; nothing is fetched from a hub.
+`forward` trains and evaluates: the loss is fused with the vocabulary projection and taken over the
+learnt positions only (loss.py). `decode` runs the same blocks a token at a time over a KV cache that its
+caller keeps (generate/decoder.py), with the weight matmuls in the sampling precision (linear.py).
+
+The tensors have GPT-2's names and layouts (a projection's weight is (in, out), as in Hugging Face's
+Conv1D), so `save_pretrained` writes a directory `transformers` loads as GPT2LMHeadModel, and
+`from_pretrained` reads a GPT-2 checkpoint (a `--text-base`) as well as a bundle's own model.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-import re
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
-from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+import torch.nn.functional as F
+from torch import nn
+from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.utils import logging as transformers_logging
 
-from shopgen.errors import ShopgenError
-from shopgen.presets import TextPreset
-from shopgen.progress import progress_bar
-from shopgen.schema import CatalogSchema
-from shopgen.text import SAMPLING_PRECISIONS
-from shopgen.text.generate.decoder import SlotDecoder
-from shopgen.text.generate.sampler import FieldSpec, SamplingConfig
-from shopgen.text.generate.shards import generate_sharded
-from shopgen.text.guard import BOILERPLATE_SHARE, CopyGuard
-from shopgen.text.precision import resolve as resolve_precision
-from shopgen.text.prompt import END, NULL, PAD, PromptFormat, marker
-from shopgen.text.tokenizer import control_token_ids, load_base_tokenizer, train_tokenizer
-from shopgen.text.train import IGNORE, Seq, TrainStats, train_lm
+from shopgen.text import kernels
+from shopgen.text.linear import prepare, project
+from shopgen.text.loss import IGNORE, head_cross_entropy
 
-transformers_logging.set_verbosity_error()
+transformers_logging.set_verbosity_error()  # its per-file progress bars and notes are not the user's business
 transformers_logging.disable_progress_bar()
 
-STATE_FILE = "shopgen_text.json"
-GUARD_FILE = "copy_guard.npz"
-COPY_REDRAWS = 3
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+# Hugging Face's names for GPT-2's activations: the tanh-approximated GELU (two spellings) and the exact one
+HF_GELU = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
+INIT_STD = 0.02  # GPT-2's initializer range
 
 
-class TextModel:
-    """Fit on a catalog, then `generate(rows)` returns the text columns for those rows."""
+@dataclass
+class GPTConfig:
+    vocab_size: int
+    block_size: int = 256  # positions
+    n_layer: int = 2
+    n_head: int = 2
+    n_embd: int = 128
+    n_inner: int | None = None  # the MLP's width; None: 4 * n_embd
+    dropout: float = 0.0
+    layer_norm_epsilon: float = 1e-5
+    gelu: str = "tanh"  # "tanh": GPT-2's approximation; "none": the exact GELU
+    end_id: int | None = None  # the end-of-text token, GPT-2's bos and eos
+    pad_id: int | None = None
 
-    def __init__(
-        self,
-        preset: TextPreset,
-        base: str | None = None,
-        max_seconds: float | None = None,
-        max_epochs: int | None = None,
-        seed: int = 0,
-        sampling: SamplingConfig | None = None,
-        precision: str = "fp32",
-    ) -> None:
-        self.preset = preset
-        self.base = base
-        self.max_seconds = max_seconds
-        self.max_epochs = max_epochs
-        self.seed = seed
-        self.sampling = sampling or SamplingConfig(precision="auto")
-        self.precision = precision
-
-    # ---- fit -----------------------------------------------------------------------------------
-    def fit(self, schema: CatalogSchema, df: pd.DataFrame, show_progress: bool = True) -> TextModel:
-        self.__dict__.pop("_banned_ids", None)  # derived from the tokenizer this fit replaces
-        self.format_ = PromptFormat.fit(schema, df)
-        columns = self.format_.text_columns
-        prompts = self.format_.prompts(df)
-        # cut to the schema's max_length first: one 10 MB cell would otherwise hold the tokenizer's training for
-        # minutes, outside any time budget, for text the model may never write
-        limit = {c: int(schema.column(c).max_length) for c in columns}
-        texts = {c: [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)[:limit[c]] for v in df[c]]
-                 for c in columns}
-        if self.base:
-            self.tokenizer_ = load_base_tokenizer(self.base, self.format_.special_tokens)
-            self.model_ = _load_causal_lm(self.base)
-            self.model_.resize_token_embeddings(len(self.tokenizer_))
-            self.model_.config.pad_token_id = self.tokenizer_.convert_tokens_to_ids(PAD)
-            positions = getattr(self.model_.config, "n_positions", None) or getattr(self.model_.config, "max_position_embeddings", 1024)
-            block = min(self.preset.block_size, positions)
-        else:
-            corpus = [t for col in texts.values() for t in col if t] + prompts
-            self.tokenizer_ = train_tokenizer(corpus, self.preset.vocab_size, self.format_.special_tokens)
-            block = self.preset.block_size
-            self.model_ = GPT2LMHeadModel(_gpt2_config(self.preset, self.tokenizer_, block))
-        self.nullable_ = {c: schema.column(c).nullable for c in columns}
-        self.max_length_ = limit
-        prompt_ids = self._encode(prompts)
-        text_ids = {c: self._encode([t or "" for t in texts[c]]) for c in columns}
-        self.caps_ = _field_caps(prompt_ids, text_ids, block)
-        text_ids = {c: self._trim(texts[c], text_ids[c], self.caps_[c] - 1) for c in columns}
-        self.field_weights_ = _field_weights(text_ids, self.preset.field_balance)
-        seqs = self._sequences(prompt_ids, texts, text_ids)
-        self.unconditional_share_ = self.preset.unconditional_share
-        if not self.unconditional_share_:  # nothing to guide against: its own default is no guidance
-            self.sampling = dataclasses.replace(self.sampling, guidance=0.0)
-        empty = [self._empty_prompt_ids()] * len(prompts)
-        self.guards_ = {c: CopyGuard.from_texts(texts[c], BOILERPLATE_SHARE) for c in columns}
-        self.stats_ = train_lm(
-            self.model_, seqs,
-            pad_id=self._id(PAD),
-            batch_size=self.preset.batch_size,
-            learning_rate=self.preset.learning_rate if not self.base else self.preset.learning_rate / 4,
-            max_epochs=self.max_epochs or self.preset.max_epochs,
-            max_seconds=self.max_seconds if self.max_seconds is not None else self.preset.max_seconds,
-            seed=self.seed,
-            show_progress=show_progress,
-            alternates=self._sequences(empty, texts, text_ids) if self.unconditional_share_ else None,
-            alternate_share=self.unconditional_share_,
-            lead_tails=[len(ids) - lead_length(ids, self._id(END), self.preset.lead_next_tokens) for ids, _, _ in seqs],
-            lead_repeats=rare_lead_repeats(schema, df, self.format_.conditions, self.preset) if len(columns) > 1 else 0,
-            precision=resolve_precision(self.precision),
+    def to_hf(self) -> GPT2Config:
+        return GPT2Config(
+            vocab_size=self.vocab_size, n_positions=self.block_size, n_layer=self.n_layer, n_head=self.n_head,
+            n_embd=self.n_embd, n_inner=self.n_inner, layer_norm_epsilon=self.layer_norm_epsilon,
+            resid_pdrop=self.dropout, embd_pdrop=self.dropout, attn_pdrop=self.dropout,
+            activation_function="gelu_pytorch_tanh" if self.gelu == "tanh" else "gelu",
+            bos_token_id=self.end_id, eos_token_id=self.end_id, pad_token_id=self.pad_id,
+            architectures=["GPT2LMHeadModel"],
         )
-        return self
-
-    def _id(self, token: str) -> int:
-        return int(self.tokenizer_.convert_tokens_to_ids(token))
-
-    def _empty_prompt_ids(self) -> list[int]:
-        return self._encode([self.format_.empty_prompt()])[0]
-
-    def _encode(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer_(texts, add_special_tokens=False)["input_ids"] if texts else []
-
-    def _trim(self, texts: list[str | None], ids: list[list[int]], limit: int) -> list[list[int]]:
-        """Cut texts over `limit` tokens at their last sentence end inside it, so the model learns to finish."""
-        long = [i for i, x in enumerate(ids) if len(x) > limit]
-        if not long:
-            return ids
-        enc = self.tokenizer_([texts[i] for i in long], add_special_tokens=False, return_offsets_mapping=True)
-        cuts = []
-        for offsets, i in zip(enc["offset_mapping"], long):
-            text = texts[i][: offsets[limit - 1][1]]
-            ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-            if ends and ends[-1] >= len(text) // 2:
-                text = text[: ends[-1]]
-            cuts.append(text)
-        out = list(ids)
-        for i, x in zip(long, self._encode(cuts)):
-            out[i] = x[:limit]
-        return out
-
-    def _sequences(self, prompt_ids: list[list[int]], texts: dict, text_ids: dict) -> list[Seq]:
-        """(ids, labels, label weights) per row: prompt, then each field's marker, text and end token."""
-        end, null = self._id(END), self._id(NULL)
-        seqs = []
-        for r, prompt in enumerate(prompt_ids):
-            ids, labels, weights = list(prompt), [IGNORE] * len(prompt), [0.0] * len(prompt)
-            for c in self.format_.text_columns:
-                body = [null] if texts[c][r] is None else text_ids[c][r]
-                ids += [self._id(marker(c)), *body, end]
-                labels += [IGNORE, *body, end]
-                weights += [0.0] + [self.field_weights_[c]] * (len(body) + 1)
-            seqs.append((ids, labels, weights))
-        return seqs
-
-    # ---- generate ------------------------------------------------------------------------------
-    def generate(
-        self, rows: pd.DataFrame, seed: int, allow_copies: bool = False, show_progress: bool = True,
-        sampling: SamplingConfig | None = None,
-    ) -> tuple[pd.DataFrame, pd.Series, int]:
-        """Text for each row; also which rows still copy a training text after redraws, and how many were redrawn."""
-        gen = torch.Generator().manual_seed(seed)
-        prompts = self._encode(self.format_.prompts(rows))
-        columns = self.format_.text_columns
-        out = pd.DataFrame(index=rows.index, columns=columns, dtype=object)
-        todo = np.arange(len(rows))
-        copied = np.zeros(len(rows), dtype=bool)
-        redrawn = 0
-        with progress_bar(show_progress) as bar:
-            task = bar.add_task("write text", total=len(rows), info="")
-            for attempt in range(COPY_REDRAWS + 1):
-                texts = self._generate_texts([prompts[i] for i in todo], gen, sampling or self.sampling,
-                                             lambda n: bar.advance(task, n))
-                for c in columns:
-                    out.iloc[todo, out.columns.get_loc(c)] = texts[c]
-                if allow_copies:
-                    break
-                copied[:] = False
-                for c in columns:
-                    copied[todo] |= self.guards_[c].flags(texts[c])
-                todo = np.flatnonzero(copied)
-                if not len(todo) or attempt == COPY_REDRAWS:
-                    break
-                redrawn += len(todo)
-                bar.update(task, total=bar.tasks[task].total + len(todo), info=f"{redrawn} copies redrawn")
-        return out, pd.Series(copied, index=rows.index), redrawn
-
-    def field_specs(self) -> list[FieldSpec]:
-        """Each text field's marker, token cap (end token included) and nullability, in order."""
-        return [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in self.format_.text_columns]
-
-    def sampling_precision(self, cfg: SamplingConfig) -> str:
-        """The number type the sampler's weight matmuls run in under `cfg` on this machine: the one place
-        "auto" is decided; fp32 for a model the slot decoder does not run (another architecture's `--text-base`)."""
-        return resolve_precision(cfg.precision, SAMPLING_PRECISIONS) if SlotDecoder.supports(self.model_) else "fp32"
-
-    def generate_tokens(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig,
-                        on_batch=None) -> list[list[list[int]]]:
-        """Token ids per row per text field for encoded condition prompts (what the benchmarks time)."""
-        cfg = dataclasses.replace(cfg, precision=self.sampling_precision(cfg))
-        if cfg.guidance > 0 and not self.unconditional_share_:
-            raise ShopgenError("this text model was trained without unconditional rows, so it cannot sample "
-                               "with guidance; sample with guidance 0 or refit it")
-        return generate_sharded(
-            self.model_, prompts, self.field_specs(),
-            end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=self._banned_ids,
-            cfg=cfg, generator=gen, on_batch=on_batch, empty_prompt=self._empty_prompt_ids(),
-        )
-
-    @functools.cached_property
-    def _banned_ids(self) -> list[int]:
-        """Tokens the sampler never draws: padding, the field markers and control characters; derived from the
-        fitted tokenizer once, not per generate call (a redraw round is one)."""
-        markers = [self._id(marker(c)) for c in self.format_.conditions + self.format_.text_columns]
-        return [self._id(PAD), *markers, *control_token_ids(self.tokenizer_)]
-
-    def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig, on_batch) -> dict[str, list]:
-        columns = self.format_.text_columns
-        tokens = self.generate_tokens(prompts, gen, cfg, on_batch)
-        null = self._id(NULL)
-        result = {}
-        for f, c in enumerate(columns):
-            per_row = [row[f] for row in tokens]
-            decoded = self.tokenizer_.batch_decode(per_row, skip_special_tokens=True)
-            result[c] = [
-                None if ids[:1] == [null] else _clip(text, self.max_length_[c])
-                for ids, text in zip(per_row, decoded)
-            ]
-        return result
-
-    # ---- persistence ---------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        self.model_.save_pretrained(directory)
-        self.tokenizer_.save_pretrained(directory)
-        state = {
-            "format": self.format_.to_dict(), "caps": self.caps_, "nullable": self.nullable_,
-            "max_length": self.max_length_, "stats": self.stats_.to_dict(), "base": self.base,
-            "sampling": vars(self.sampling), "unconditional_share": self.unconditional_share_,
-        }
-        (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
-        arrays = {}
-        for i, c in enumerate(self.format_.text_columns):
-            arrays[f"exact_{i}"], arrays[f"spans_{i}"] = self.guards_[c].to_arrays()
-        np.savez(directory / GUARD_FILE, **arrays)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, preset: TextPreset) -> TextModel:
-        directory = Path(directory)
-        state = json.loads((directory / STATE_FILE).read_text())
-        # models saved before guidance existed had no unconditional rows: they sample without it
-        self = cls(preset, base=state["base"], sampling=SamplingConfig(**{"guidance": 0.0, **state["sampling"]}))
-        self.format_ = PromptFormat.from_dict(state["format"])
-        self.caps_, self.nullable_, self.max_length_ = state["caps"], state["nullable"], state["max_length"]
-        self.stats_ = TrainStats(**state["stats"])
-        self.unconditional_share_ = state.get("unconditional_share", 0.0)  # format-2 models before it
-        self.tokenizer_ = PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
-        self.model_ = _load_causal_lm(directory)
-        with np.load(directory / GUARD_FILE) as arrays:
-            self.guards_ = {
-                c: CopyGuard(arrays[f"exact_{i}"].tolist(), arrays[f"spans_{i}"].tolist())
-                for i, c in enumerate(self.format_.text_columns)
-            }
-        return self
-
-
-def _gpt2_config(p: TextPreset, tokenizer: PreTrainedTokenizerFast, block: int) -> GPT2Config:
-    end, pad = tokenizer.convert_tokens_to_ids(END), tokenizer.convert_tokens_to_ids(PAD)
-    return GPT2Config(
-        vocab_size=len(tokenizer), n_positions=block, n_embd=p.n_embd, n_layer=p.n_layer, n_head=p.n_head,
-        bos_token_id=end, eos_token_id=end, pad_token_id=pad,
-        resid_pdrop=p.dropout, embd_pdrop=p.dropout, attn_pdrop=p.dropout,
-        activation_function="gelu_pytorch_tanh",  # gelu_new's math in one kernel; its ops were 6-8 % of a step
-    )
-
-
-def _load_causal_lm(path: str | Path) -> torch.nn.Module:
-    try:
-        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        raise ShopgenError(f"{str(path)!r} is not a loadable local causal-LM checkpoint ({exc}); give a save_pretrained directory") from None
-
-
-def _field_caps(prompt_ids: list[list[int]], text_ids: dict[str, list[list[int]]], block: int) -> dict[str, int]:
-    """Token cap per text field (its end token included), sharing the context left after the prompt."""
-    room = block - max((len(p) for p in prompt_ids), default=0) - len(text_ids)
-    want = {c: int(np.percentile([len(x) for x in ids], 99)) + 2 for c, ids in text_ids.items()}
-    if room < 4 * len(want):
-        raise ShopgenError(
-            f"the text model's context ({block} tokens) leaves {room} for {len(want)} text columns after the "
-            "conditions; use a larger preset or condition on fewer columns"
+    def from_hf(cls, config: object) -> GPTConfig | None:
+        """This config for a Hugging Face GPT-2 config, or None for any config this GPT does not compute
+        exactly (another architecture, or GPT-2 with a variant's switches on)."""
+        get = partial(getattr, config)
+        plain = (
+            get("model_type", None) == "gpt2" and get("activation_function", None) in HF_GELU
+            and get("scale_attn_weights", True) and not get("scale_attn_by_inverse_layer_idx", False)
+            and not get("reorder_and_upcast_attn", False) and not get("add_cross_attention", False)
+            and get("tie_word_embeddings", True)
         )
-    caps, left = {}, room
-    for i, (c, w) in enumerate(sorted(want.items(), key=lambda kv: kv[1])):
-        caps[c] = max(2, min(w, left // (len(want) - i)))
-        left -= caps[c]
-    return {c: caps[c] for c in text_ids}
+        if not plain:
+            return None
+        return cls(
+            vocab_size=config.vocab_size, block_size=config.n_positions, n_layer=config.n_layer,
+            n_head=config.n_head, n_embd=config.n_embd, n_inner=get("n_inner", None),
+            dropout=get("resid_pdrop", 0.0), layer_norm_epsilon=get("layer_norm_epsilon", 1e-5),
+            gelu=HF_GELU[config.activation_function], end_id=get("eos_token_id", None), pad_id=get("pad_token_id", None),
+        )
 
 
-def _field_weights(text_ids: dict[str, list[list[int]]], balance: float) -> dict[str, float]:
-    """Loss weight of each text field's tokens: (mean length) ** -balance, scaled to a mean of 1 per token.
+class Projection(nn.Module):
+    """`x @ weight + bias`, weight (in, out): Hugging Face GPT-2's Conv1D layout, so checkpoints load as they are."""
 
-    With a plain token mean, dmart's 9-token names (end token included) get about 6 % of the loss weight
-    beside ~142-token trimmed descriptions, yet the name is what says which product a row is; at 0.5 they
-    get about 20 % (computed from those lengths). Balance 0 is the plain mean, 1 weighs fields equally.
-    """
-    sizes = {c: float(np.mean([len(x) + 1 for x in ids])) for c, ids in text_ids.items()}
-    raw = {c: n ** -balance for c, n in sizes.items()}
-    scale = sum(sizes.values()) / sum(sizes[c] * raw[c] for c in sizes)
-    return {c: raw[c] * scale for c in sizes}
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
 
-
-def rare_lead_repeats(schema: CatalogSchema, df: pd.DataFrame, conditions: list[str], preset: TextPreset) -> list[int]:
-    """Lead passes per row: the preset's count, raised for rows whose condition levels are rare.
-
-    A row's rarity is the inverse geometric mean of its categorical conditions' level shares, over the
-    median row's; rows rarer than the median get `lead_repeats` x min(rarity, 1 + rare_lead_boost)
-    passes. The first text field is what says what a product is, and rows of rare levels had too few
-    passes to learn it (docs/text-model.md: lead passes). Measured on dmart against the mean of each condition's
-    (median share / own share), which gave rare categories more passes (School Supplies 12, not 8) and
-    cost descriptions 11 % of their epochs: category consistency 0.78 against 0.82 (seed 0, one machine).
-    """
-    n = len(df)
-    categorical = [c for c in conditions if schema.column(c).type == "categorical"]
-    if not preset.lead_repeats or not preset.rare_lead_boost or not categorical or not n:
-        return [preset.lead_repeats] * n
-    log_share = np.zeros(n)
-    for c in categorical:
-        levels = df[c].astype(str)
-        log_share += np.log(levels.map(levels.value_counts(normalize=True)).to_numpy(float))
-    rarity = np.exp(-log_share / len(categorical))
-    boost = np.clip(rarity / np.median(rarity), 1.0, 1.0 + preset.rare_lead_boost)
-    return np.rint(preset.lead_repeats * boost).astype(int).tolist()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], self.weight.shape[1])
 
 
-def lead_length(ids: list[int], end_id: int, next_tokens: int = 0) -> int:
-    """Tokens up to and including the first text field's end token, then the next field's marker and up
-    to `next_tokens` of its tokens (its end token included when it comes sooner)."""
-    first = ids.index(end_id) + 1
-    if not next_tokens:
-        return first
-    end = ids.index(end_id, first) + 1 if end_id in ids[first:] else len(ids)
-    return min(first + 1 + next_tokens, end)
+class Attention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_attn = Projection(config.n_embd, 3 * config.n_embd)  # queries, keys and values of every head
+        self.c_proj = Projection(config.n_embd, config.n_embd)
 
 
-def _clip(text: str, max_length: int) -> str:
-    """Trim to the schema's max length at a word boundary."""
-    text = text.strip()
-    if len(text) <= max_length:
-        return text
-    cut = text[:max_length]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > max_length // 2 else cut).rstrip()
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        inner = config.n_inner or 4 * config.n_embd
+        self.c_fc = Projection(config.n_embd, inner)
+        self.c_proj = Projection(inner, config.n_embd)
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = Attention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
+
+    @property
+    def projections(self) -> tuple[Projection, ...]:
+        """In the order a block applies them: attention in, attention out, MLP in, MLP out."""
+        return self.attn.c_attn, self.attn.c_proj, self.mlp.c_fc, self.mlp.c_proj
+
+
+# (layer, the layer's fused queries, keys and values (rows, tokens, 3 * width)) -> attention output with the
+# heads merged (rows, tokens, width)
+Attend = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class DecodingWeights:
+    """Each block's four projections and the vocabulary head as callables, in one sampling precision."""
+
+    layers: list[tuple[Callable[[torch.Tensor], torch.Tensor], ...]]
+    head: Callable[[torch.Tensor], torch.Tensor]
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),  # also the output head (tied, as GPT-2's)
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon),
+        ))
+        self.drop = nn.Dropout(config.dropout)
+        for name, p in self.named_parameters():
+            if name.endswith("weight") and p.dim() == 2:
+                # GPT-2's init: the projections into the residual stream scaled down with depth
+                std = INIT_STD / math.sqrt(2 * config.n_layer) if name.endswith("c_proj.weight") else INIT_STD
+                nn.init.normal_(p, std=std)
+
+    # ---- training ------------------------------------------------------------------------------
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+        """With `targets` (the token after each position, IGNORE where nothing is learnt), the loss: the mean
+        over learnt positions, or their `weights`-weighted mean. Without, the logits at every position."""
+        x = self.drop(self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.shape[1])))
+        x = self.blocks(x, self.causal_attention, [block.projections for block in self.transformer.h])
+        head = self.transformer.wte.weight
+        if targets is None:
+            return x @ head.T
+        keep = targets != IGNORE
+        return head_cross_entropy(x[keep], head, targets[keep], None if weights is None else weights[keep])
+
+    def blocks(self, x: torch.Tensor, attend: Attend, layers: list[tuple], stop_at_last_attention: bool = False) -> torch.Tensor:
+        """The transformer blocks and the final layer norm over embedded tokens `x` (rows, tokens, width).
+
+        `stop_at_last_attention`: return once the last block's attention has run (its cache is written and
+        nothing after it is needed); the result is then not the blocks' output."""
+        last = len(self.transformer.h) - 1
+        for i, (block, (attn_in, attn_out, mlp_in, mlp_out)) in enumerate(zip(self.transformer.h, layers)):
+            att = attend(i, attn_in(block.ln_1(x)))
+            if stop_at_last_attention and i == last:
+                return x
+            x = x + self.drop(attn_out(att))
+            x = x + self.drop(mlp_out(self.gelu(mlp_in(block.ln_2(x)))))
+        return self.transformer.ln_f(x)
+
+    def causal_attention(self, layer: int, qkv: torch.Tensor) -> torch.Tensor:
+        """Each position attends to itself and the positions before it (training rows are right-padded, so
+        padding is never attended by a learnt position)."""
+        q, k, v = self.heads(qkv)
+        p = self.config.dropout if self.training else 0.0
+        if torch.is_autocast_enabled("cpu"):
+            # the plain matmul-softmax under bf16 autocast: it runs on bf16 matmuls, where the CPU's SDPA
+            # backward was a fifth of a bf16 step (a `small` step 0.87x the time); in fp32 SDPA is the faster
+            n = q.shape[2]
+            scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+            future = torch.ones(n, n, dtype=torch.bool).triu(1)
+            att = F.dropout(scores.masked_fill(future, float("-inf")).softmax(-1), p, self.training) @ v
+        else:
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        return merge_heads(att)
+
+    def heads(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fused (rows, tokens, 3 * width) -> queries, keys, values, each (rows, heads, tokens, head width)."""
+        b, n, _ = qkv.shape
+        heads = self.config.n_head
+        return tuple(z.view(b, n, heads, -1).transpose(1, 2) for z in qkv.split(self.config.n_embd, dim=2))
+
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        """GPT-2's activation; its tanh form from gelu.c where the kernels are built, forward and backward in one
+        pass each (torch's elementwise ops were 8 % of a training step), in place when nothing needs the input."""
+        lib = kernels.kernel() if self.config.gelu == "tanh" else None
+        if lib is None or x.dtype != torch.float32 or not x.is_contiguous():
+            return F.gelu(x, approximate=self.config.gelu)
+        return kernels.gelu_tanh(lib, x) if torch.is_grad_enabled() else kernels.gelu_tanh_(lib, x)
+
+    # ---- decoding ------------------------------------------------------------------------------
+    def decoding_weights(self, precision: str = "fp32", head_bias: torch.Tensor | None = None) -> DecodingWeights:
+        """The projections in `precision` ("fp32", "bf16" or "int8"; linear.py), prepared once for a sampling
+        call; `head_bias` is added to every logit (the sampler's ban list: 0 or -inf per token)."""
+        def prepared(weight: torch.Tensor, bias: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+            return partial(project, projection=prepare(weight, bias, precision))
+
+        head = self.transformer.wte.weight
+        bias = torch.zeros(head.shape[0]) if head_bias is None else head_bias
+        return DecodingWeights(
+            layers=[tuple(prepared(m.weight, m.bias) for m in block.projections) for block in self.transformer.h],
+            head=prepared(head.t(), bias),
+        )
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, attend: Attend, weights: DecodingWeights,
+               logits: bool = True) -> torch.Tensor | None:
+        """Run `tokens` at `positions` (same shape) through the blocks, `attend` reading and writing the
+        caller's KV cache; the next-token logits at each, or None when `logits` is False (a prefill that only
+        writes the cache stops after the last block's attention: its MLP was 19 % of a prefill's matmuls)."""
+        x = self.transformer.wte(tokens) + self.transformer.wpe(positions)
+        x = self.blocks(x, attend, weights.layers, stop_at_last_attention=not logits)
+        return weights.head(x) if logits else None
+
+    # ---- Hugging Face directories --------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """A GPT-2 directory (config.json, model.safetensors) that transformers' GPT2LMHeadModel loads."""
+        hf = GPT2LMHeadModel(self.config.to_hf())
+        missing, unexpected = hf.load_state_dict(self.state_dict(), strict=False)
+        if set(missing) - {"lm_head.weight"} or unexpected:
+            raise RuntimeError(f"GPT-2's layout changed: missing {missing}, unexpected {unexpected}")
+        hf.tie_weights()
+        hf.save_pretrained(str(directory))
+
+    @classmethod
+    def from_hf(cls, hf: nn.Module) -> GPT:
+        """The same weights as a loaded Hugging Face GPT-2 (ValueError for a model this GPT does not compute)."""
+        config = GPTConfig.from_hf(getattr(hf, "config", None))
+        if config is None:
+            raise ValueError("not a plain GPT-2 model")
+        model = cls(config)
+        model.load_state_dict({k: v for k, v in hf.state_dict().items() if k.startswith("transformer.")
+                               and not k.endswith((".attn.bias", ".attn.masked_bias"))})  # old causal-mask buffers
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GPT:
+        return cls.from_hf(GPT2LMHeadModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32))
+
+
+def merge_heads(att: torch.Tensor) -> torch.Tensor:
+    """(rows, heads, tokens, head width) -> (rows, tokens, heads * head width)."""
+    b, _, n, _ = att.shape
+    return att.transpose(1, 2).reshape(b, n, -1)

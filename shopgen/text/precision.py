@@ -7,7 +7,7 @@ kernels, the VM's CPUID), so "auto" decides by timings, taken once a machine and
 seeded sample must not change with the load a fresh timing would see. Training's "auto" chooses between
 fp32 and bf16; fp32 stays its default: on dmart `small`, bf16's extra epochs lowered validation loss but
 category consistency fell from 0.83 to 0.70 (docs/text-model.md).
-Sampling defaults to "auto" (the text model's own config): the faster of bf16 and int8 (generate/decoder.py) on a
+Sampling defaults to "auto" (the text model's own config): the faster of bf16 and int8 (linear.py) on a
 decoding step's projection, where it beats fp32, else fp32. Both round the same model's logits, and over
 several seeds the text scores did not move (docs/text-model.md; benchmarks/results/text_generation*.md).
 torch deprecates the quantized tensors its int8 kernels take: where they are gone, the timing fails and
@@ -64,7 +64,7 @@ def resolve(precision: str, choices: tuple[str, ...] = PRECISIONS) -> str:
 @functools.cache
 def speedups() -> dict[str, float]:
     """fp32's time over bf16's for a training matmul (`train_bf16`), and over bf16's and int8's for the
-    sampler's own projection of a decoding step (`sample_bf16`, `sample_int8`; decoder.py, casts and
+    sampler's own projection of a decoding step (`sample_bf16`, `sample_int8`; linear.py, casts and
     quantization of the input included).
 
     Measured once a machine and kept in the machine cache, keyed by the CPU, its instruction caps
@@ -100,9 +100,9 @@ def _timed() -> dict[str, float]:
 
 
 def _sampling_speedup(precision: str) -> float:
-    """The sampler's fp32 and `precision` projections (generate/decoder.py), timed in turns on one thread, as each of
+    """The sampler's fp32 and `precision` projections (linear.py), timed in turns on one thread, as each of
     its worker processes runs; 0 where `precision` fails here."""
-    from shopgen.text.generate.decoder import prepare, project
+    from shopgen.text.linear import prepare, project
 
     m, k, n = _SAMPLE_SHAPE
     generator = torch.Generator().manual_seed(0)

@@ -6,23 +6,19 @@ when the time budget does; a validation split stops training early and keeps the
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import GPT2LMHeadModel
 
 from shopgen.progress import progress_bar
-from shopgen.text import kernels
-from shopgen.text.loss import head_cross_entropy
+from shopgen.text.loss import IGNORE
+from shopgen.text.model import GPT
 
-IGNORE = -100
 WARMUP_STEPS = 50
 CALIBRATION_STEPS = (6, 40)  # plan early, then again once the first slow steps no longer dominate
 REPLAN_STEPS = 100  # and again every 100 steps from the recent speed
@@ -84,20 +80,17 @@ def collate(seqs: list[Seq], idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor
 
 
 def batch_loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-          weights: torch.Tensor | None = None) -> torch.Tensor:
+               weights: torch.Tensor | None = None) -> torch.Tensor:
     """Next-token loss over the labelled positions only: their mean, or their `weights`-weighted mean.
 
-    HF's `labels=` path projects every position onto the vocabulary, prompts and padding included; on
-    dmart those are ~1/4 of the positions and the projection is ~40 % of a small GPT's matmul work.
-    GPT-2 here (tied head, no bias, no logit transform) projects only the labelled positions, fused with
-    the loss (loss.py); any other model projects every position.
+    The GPT projects only the labelled positions onto the vocabulary, fused with the loss (model.py,
+    loss.py): on dmart a quarter of the positions are prompts and padding, and the projection is ~40 % of a
+    small GPT's matmul work. Any other model (a `--text-base` of another architecture) projects every position.
     """
     targets = labels[:, 1:]
+    if isinstance(model, GPT):
+        return model(ids[:, :-1], targets, None if weights is None else weights[:, 1:])
     keep = targets != IGNORE
-    if isinstance(model, GPT2LMHeadModel) and model.lm_head.bias is None:
-        hidden = model.transformer(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1][keep]
-        return head_cross_entropy(hidden, model.lm_head.weight, targets[keep],
-                                  None if weights is None else weights[:, 1:][keep])
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep].float()
     if weights is None:
         return F.cross_entropy(logits, targets[keep])
@@ -117,35 +110,6 @@ def evaluate(model: torch.nn.Module, seqs: list, batch_size: int, pad_id: int) -
         count += n
     model.train()
     return total / max(count, 1)
-
-
-@contextlib.contextmanager
-def kernels_for(model: torch.nn.Module, precision: str) -> Iterator[None]:
-    """The training's own kernels, swapped in for the training only and not saved with the model.
-
-    Under bf16 autocast, the plain matmul-softmax attention instead of SDPA: the CPU's SDPA backward was a
-    fifth of a bf16 step, and the plain attention runs on the bf16 matmuls (a `small` step 0.87x the time);
-    in fp32, SDPA is the faster. In fp32, GPT-2's tanh GELU from gelu.c where it is built (kernels.py),
-    forward and backward in one pass each, where torch's elementwise ops were a measurable share of a step.
-    """
-    config = getattr(model, "config", None)
-    attention = getattr(config, "_attn_implementation", None)
-    swap = precision == "bf16" and attention == "sdpa" and hasattr(model, "set_attn_implementation")
-    lib = kernels.kernel() if precision == "fp32" and isinstance(model, GPT2LMHeadModel) else None
-    mlps = [block.mlp for block in model.transformer.h] if lib is not None and getattr(
-        config, "activation_function", None) in ("gelu_new", "gelu_pytorch_tanh") else []
-    acts = [mlp.act for mlp in mlps]
-    if swap:
-        model.set_attn_implementation("eager")
-    for mlp in mlps:
-        mlp.act = kernels.GeluTanh(lib)
-    try:
-        yield
-    finally:
-        if swap:
-            model.set_attn_implementation(attention)
-        for mlp, act in zip(mlps, acts):
-            mlp.act = act
 
 
 def train_lm(
@@ -209,7 +173,7 @@ def train_lm(
     tokens, ema, mark = 0, None, None
     start = time.perf_counter()
     model.train()
-    with kernels_for(model, precision), progress_bar(show_progress) as bar:
+    with progress_bar(show_progress) as bar:
         task = bar.add_task("train text GPT", total=planned, info="")
         step, epoch = 0, 0
         while step < planned and not stats.stopped_by:

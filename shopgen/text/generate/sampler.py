@@ -1,11 +1,11 @@
 """Batched, seeded generation of several text fields per row with a KV cache (see decoder.py).
 
 Each row walks through its fields: the field's marker is fed (forced), tokens are sampled until the end
-token or the field's token cap, then the next marker. Rows stop independently. For GPT-2 a finished
+token or the field's token cap, then the next marker. Rows stop independently. For the GPT a finished
 row's slot is refilled at once with the next waiting row (continuous batching), so the batch stays full
 while a few long descriptions finish; other models drop finished rows from their batch instead.
 Sampling is top-k, then top-p inside it, then an exact categorical draw: in one native call per step
-where the kernels build (kernels.py: draw.c), else in torch ops, `argmax(p / Exp(1))` (no sort over the
+where the kernels build (text/kernels: draw.c), else in torch ops, `argmax(p / Exp(1))` (no sort over the
 whole vocabulary).
 
 Classifier-free guidance (`guidance` w > 0) samples from `(1 + w) * cond - w * uncond` logits: each row
@@ -193,7 +193,7 @@ def generate_fields(
     if cfg.guidance > 0 and empty_prompt is None:
         raise ValueError("classifier-free guidance needs the empty prompt")
     model.eval()
-    vocab = model.get_output_embeddings().weight.shape[0]
+    vocab = model.config.vocab_size
     walker = Walker(fields, end_id, pad_id, null_id, banned_ids, vocab, cfg, generator)
     records: list[tuple[torch.Tensor, ...]] = []
     drive = _continuous if SlotDecoder.supports(model) else _compacting
@@ -269,14 +269,14 @@ class _GuidedSlots:
 
 
 def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -> None:
-    """GPT-2: B slots; a slot whose row finished takes the next waiting row before the next step.
+    """The GPT: B slots; a slot whose row finished takes the next waiting row before the next step.
 
     A step runs the slots that hold a row, not the idle ones: with the native kernel, idle slots cost
     nothing while they wait for a refill or, once no row waits, while the last long descriptions finish
     (they were 8 % of the stepped rows at 4,096 dmart rows a worker, and 15 % at 1,024).
     The torch path runs every slot. Before a refill its rows move to the front slots in their order
     (`compact`), so new rows go last and neighbouring slots hold rows of similar age and length (see
-    decoder._groups), and once no row waits its batch halves whenever half its slots are idle.
+    decoder.slot_groups), and once no row waits its batch halves whenever half its slots are idle.
     With guidance, the decoder is a `_GuidedSlots`.
     """
     # by length (a refill pads to its longest prompt), then by content: equal prompts (rows of one product

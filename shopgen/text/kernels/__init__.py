@@ -8,7 +8,7 @@
 - draw.c: top-k, top-p and the categorical draw of every row in one pass over its logits, where torch
   takes ~15 calls a step.
 - gelu.c: GPT-2's tanh GELU in one vectorised pass, for sampling and for training's forward and backward
-  (`GeluTanh`), where torch's elementwise ops were a measurable share of a `small` step.
+  (`gelu_tanh`), where torch's elementwise ops were a measurable share of a `small` step.
 
 All go into one library, built with the machine's C compiler (`cc -O3 -march=native -fopenmp`, 0.2 s on
 a project machine) into the machine cache (text/machine.py), under a name keyed by the sources, the flags and
@@ -30,7 +30,6 @@ from functools import cache
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from shopgen.text import machine
 
@@ -180,15 +179,9 @@ class _GeluTanhFunction(torch.autograd.Function):
         return _gelu_train(ctx.lib, x, grad.contiguous()), None
 
 
-class GeluTanh(torch.nn.Module):
-    """gelu(x, approximate="tanh") with gelu.c's forward and backward for contiguous float32 input; any
-    other input (bf16 under autocast) takes torch's."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        super().__init__()
-        self.lib = lib
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32 or not x.is_contiguous():
-            return F.gelu(x, approximate="tanh")
-        return _GeluTanhFunction.apply(x, self.lib)
+def gelu_tanh(lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
+    """gelu(x, approximate="tanh") for training: gelu.c's forward, and its backward in autograd's. `x` contiguous
+    float32 (under bf16 autocast the model takes torch's)."""
+    if not (x.is_contiguous() and x.dtype == torch.float32):
+        raise ValueError("gelu_tanh needs a contiguous float32 tensor")
+    return _GeluTanhFunction.apply(x, lib)
