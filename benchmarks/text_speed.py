@@ -3,9 +3,9 @@
 Times `TextModel.generate` on dmart rows (drawn with replacement, seeded) with the model's own sampling
 (guided) and with guidance off, and hashes the text written, so two checkouts run on the same machine in
 turns (A B A B) show whether a change moved the speed or the text. Appends to
-benchmarks/results/text_speed.{json,md}.
+benchmarks/results/NAME.{json,md}.
 
-    python benchmarks/text_speed.py --text-model DIR --label after [--rows 1024]
+    python benchmarks/text_speed.py --text-model DIR --label after [--rows 1024] [--name text_speed]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--label", required=True, help="which code ran, e.g. before / after")
     parser.add_argument("--code", default="this checkout", help="what the label names, e.g. a commit")
+    parser.add_argument("--name", default="text_speed", help="the results' file name (e.g. text_speed_torch for a run "
+                        "with SHOPGEN_NATIVE=0, the path a machine without a C compiler takes)")
     args = parser.parse_args()
     df = pd.read_csv(ROOT.parent / "shared" / "data" / args.catalog / "products.csv")
     model = TextModel.from_pretrained(args.text_model, get_preset(args.preset).text)
@@ -52,11 +55,12 @@ def main() -> None:
         out[name] = {"seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds),
                      "text_sha256": hashlib.sha256(texts.to_json().encode()).hexdigest()[:16]}
     print(json.dumps(out), flush=True)
-    path = RESULTS / "text_speed.json"
+    path = RESULTS / f"{args.name}.json"
     runs = [*(json.loads(path.read_text()) if path.exists() else []), out]
     path.write_text(json.dumps(runs, indent=2))
+    native = "native kernels off (SHOPGEN_NATIVE=0)" if os.environ.get("SHOPGEN_NATIVE") == "0" else "native kernels on"
     lines = ["# Text generation speed, run by run", "",
-             f"`TextModel.generate` on {args.rows} {args.catalog} rows with a saved `{args.preset}` model, in the "
+             f"`TextModel.generate` on {args.rows} {args.catalog} rows with a saved `{args.preset}` model, {native}, in the "
              "order the runs were made (one machine, nothing else running). Same text hash: the same text.", "",
              "| run | code | guided tokens/s | guided text | unguided tokens/s | unguided text |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['label']} | `{r['code']}` | {r['guided']['tokens_per_s']:,} | {r['guided']['text_sha256']} | "
@@ -74,7 +78,7 @@ def main() -> None:
         for name in ("guided", "unguided"):
             ratio = math.exp(statistics.fmean(math.log(b[name]["tokens_per_s"] / a[name]["tokens_per_s"]) for a, b in pairs))
             lines.append(f"- {name}: {ratio:.3f}")
-    (RESULTS / "text_speed.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -163,32 +163,30 @@ def test_slot_decoder_in_bf16_or_int8_stays_within_rounding_of_the_fp32_forward(
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
 
 
-@pytest.mark.parametrize("attention", ["torch"], indirect=True)  # the torch path, where slot order matters
-def test_slot_decoder_grouped_attention_matches_the_hf_forward(attention):
-    """Slots of very different lengths attend in groups of neighbours, each over its own span, in any
-    order; after some rows finish, `compact` closes the rest up in place: the same logits as the model's
-    forward on each row's sequence."""
-    from shopgen.text.generate.decoder import SlotDecoder, slot_groups
+@pytest.mark.parametrize("attention", ["torch"], indirect=True)
+def test_torch_path_over_rows_of_very_different_lengths_matches_the_hf_forward(attention):
+    """Slots of very different lengths attend over the longest one's span, each masked to its own cells;
+    after some rows finish, `keep` drops their slots and renumbers the rest: the same logits as Hugging
+    Face GPT-2's forward on each row's sequence."""
+    from shopgen.text.generate.decoder import SlotDecoder
 
     hf = tiny_hf(300, seed=6)
     model = GPT.from_hf(hf)
     torch.manual_seed(2)
     seqs = [torch.randint(0, 300, (n,)).tolist() for n in (3, 70, 5, 40, 9, 2, 66, 20) * 3]
     dec = SlotDecoder(model, len(seqs), 80)
-    assert dec.native is None
+    assert dec.native is None and dec.runs_idle_slots
     dec.prefill(torch.arange(len(seqs)), seqs)
-    assert len(slot_groups(dec.lengths)) > 1
     for step in range(2):
         if step == 1:  # every third row has finished
-            active = torch.arange(len(seqs)) % 3 != 0
-            perm = dec.compact(active)
-            seqs = [seqs[i] for i in perm.tolist()]
-            assert dec.lengths[int(active.sum()):].eq(0).all()
+            kept = (torch.arange(len(seqs)) % 3 != 0).nonzero().squeeze(1)
+            dec.keep(kept)
+            seqs = [seqs[i] for i in kept.tolist()]
         feed = torch.randint(0, 300, (len(seqs),))
         logits = dec.step(feed)
         seqs = [seq + [int(t)] for seq, t in zip(seqs, feed)]
         with torch.no_grad():
-            for slot, seq in enumerate(seqs[: int(active.sum())] if step else seqs):
+            for slot, seq in enumerate(seqs):
                 ref = hf(input_ids=torch.tensor([seq])).logits[0, -1]
                 assert torch.allclose(logits[slot], ref, atol=1e-4), (step, slot)
 

@@ -5,7 +5,7 @@ HF's DynamicCache grows by concatenation, copying the whole cache at every gener
 for the same step over a cache written in place). `SlotDecoder` keeps a cache allocated once, one slot per
 row, each slot filled from index 0: a finished row's slot is refilled with a new row while the others keep
 going (continuous batching). Its attention runs in the native kernel (text/kernels) where one could be
-built, else through torch ops over groups of slots (`slot_groups`). Other architectures (a `--text-base`
+built, else through torch ops over the longest slot's span. Other architectures (a `--text-base`
 checkpoint that is not GPT-2) go through `HFDecoder`.
 
 The weight matmuls run in the sampling precision (`GPT.decoding_weights`, text/linear.py): bf16 copies of
@@ -22,11 +22,6 @@ import torch.nn.functional as F
 
 from shopgen.text import kernels
 from shopgen.text.model import GPT, merge_heads
-
-
-def closing_up(active: torch.Tensor) -> torch.Tensor:
-    """The permutation (new slot -> old slot) that puts the active slots first, in their order."""
-    return torch.cat([active.nonzero().squeeze(1), (~active).nonzero().squeeze(1)])
 
 
 class HFDecoder:
@@ -82,33 +77,9 @@ class SlotDecoder:
         self.k, self.v, self.lengths = self.k[:, slots], self.v[:, slots], self.lengths[slots]
 
     @property
-    def orders_slots(self) -> bool:
-        """Whether slot order matters: the native kernel reads each slot's own cells wherever it sits."""
+    def runs_idle_slots(self) -> bool:
+        """Whether a step computes the slots that hold no row: the torch path does, the native kernel does not."""
         return self.native is None
-
-    def compact(self, active: torch.Tensor) -> torch.Tensor:
-        """Move the `active` slots to the front, in their order, and the idle ones behind them; returns
-        the permutation (new slot -> old slot) for the caller's own per-slot state (the identity, and
-        nothing moves, when slot order does not matter).
-
-        Rows grow together, so slots kept in their order stay ordered by age, and so nearly by length, and
-        rows that join later go last: neighbours need similar cache spans (see `slot_groups`). Only the moved
-        slots' written cells are copied (a full reorder copied the whole cache, 67 ms at batch 128)."""
-        if not self.orders_slots:
-            return torch.arange(len(active))
-        perm = closing_up(active)
-        self.move(perm, torch.arange(len(perm)) < int(active.sum()))
-        return perm
-
-    def move(self, perm: torch.Tensor, live: torch.Tensor) -> None:
-        """Slot i takes slot perm[i]'s row where `live[i]`, else goes idle. Moves go front to back, in
-        place: every live perm[i] >= i, as when rows close up over the idle slots."""
-        lengths, sources = self.lengths.tolist(), perm.tolist()
-        for i in (live & (perm != torch.arange(len(perm)))).nonzero().squeeze(1).tolist():
-            src, n = sources[i], lengths[sources[i]]
-            self.k[:, i, :, :n] = self.k[:, src, :, :n]
-            self.v[:, i, :, :n] = self.v[:, src, :, :n]
-        self.lengths = torch.where(live, self.lengths[perm], 0)
 
     def idle(self, done: torch.Tensor) -> None:
         """Slots without a row write at 0 and are never read: their cache does not grow."""
@@ -165,16 +136,17 @@ class SlotDecoder:
     def _torch_step(self, tokens: torch.Tensor) -> torch.Tensor:
         b = len(tokens)
         at = self.lengths
-        groups = slot_groups(at)
-        span = self.k.shape[3]
-        # (slot, head, at[slot]) as a row of each layer's cache viewed as (slots * heads * span, head_dim)
-        cells = ((torch.arange(b)[:, None] * self.n_head + torch.arange(self.n_head)) * span + at[:, None]).view(-1)
+        span = int(at.max()) + 1  # every slot attends over the longest one's cells, the rest masked
+        future = (torch.arange(span)[None, :] > at[:, None])[:, None, None, :]
+        # (slot, head, at[slot]) as a row of each layer's cache viewed as (slots * heads * cells, head_dim)
+        cells = ((torch.arange(b)[:, None] * self.n_head + torch.arange(self.n_head)) * self.k.shape[3] + at[:, None]).view(-1)
 
         def attend(i: int, qkv: torch.Tensor) -> torch.Tensor:
             q, k, v = self.model.heads(qkv)
             self.k[i].view(-1, self.head_dim).index_copy_(0, cells, k.reshape(-1, self.head_dim))
             self.v[i].view(-1, self.head_dim).index_copy_(0, cells, v.reshape(-1, self.head_dim))
-            return merge_heads(self._attend(i, q, groups))
+            scores = (q * self.head_dim**-0.5) @ self.k[i, :, :, :span].transpose(-1, -2)
+            return merge_heads(torch.softmax(scores.masked_fill_(future, float("-inf")), dim=-1) @ self.v[i, :, :, :span])
 
         logits = self.model.decode(tokens[:, None], at[:, None], attend, self.weights)
         self.lengths = self.lengths + 1
@@ -194,40 +166,3 @@ class SlotDecoder:
         else:
             self.lengths[slots] += 1
         return logits
-
-    def _attend(self, i: int, q: torch.Tensor, groups: list[tuple]) -> torch.Tensor:
-        """Each group of consecutive slots attends over a view of its own cache span: no copies."""
-        keys, values = self.k[i], self.v[i]
-        q = q * self.head_dim**-0.5
-        parts = []
-        for lo, hi, span, masked in groups:
-            scores = (q[lo:hi] @ keys[lo:hi, :, :span].transpose(-1, -2)).masked_fill_(masked, float("-inf"))
-            parts.append(torch.softmax(scores, dim=-1) @ values[lo:hi, :, :span])
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-
-MIN_GROUP = 8  # slots: a group costs ~4 ops a layer, worth it only when it skips enough cache
-GROUP_FILL = 0.8  # a slot joins the open group while it needs at least this share of the group's span
-
-
-def slot_groups(at: torch.Tensor) -> list[tuple]:
-    """Runs of consecutive slots, each with the cache span its longest slot reaches and the mask of the rest.
-
-    Continuous batching mixes rows of every length: attending over the longest row's span for every slot
-    read ~4x the cache that the rows hold (dmart, batch 64: mean span 241, mean length ~60). The driver
-    keeps slots in order of age (`compact`), so runs of similar length are neighbours and each run reads
-    a view of the cache. (Ranges of positions with the slots that reach each, gathered, cost 8 ms a step
-    at batch 128 on dmart: the gathers copied more cache than the attention read.)
-    """
-    lengths = at.tolist()
-    bounds, lo, span = [], 0, lengths[0] + 1
-    for j in range(1, len(lengths)):
-        need = lengths[j] + 1
-        if j - lo < MIN_GROUP:
-            span = max(span, need)
-        elif need > span or need < GROUP_FILL * span:
-            bounds.append((lo, j, span))
-            lo, span = j, need
-    bounds.append((lo, len(lengths), span))
-    return [(lo, hi, span, (torch.arange(span)[None, :] > at[lo:hi, None])[:, None, None, :])
-            for lo, hi, span in bounds]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from shopgen.text import kernels
-from shopgen.text.generate.decoder import HFDecoder, SlotDecoder, closing_up
+from shopgen.text.generate.decoder import HFDecoder, SlotDecoder
 
 COMPACT_SHARE = 4  # the fallback path compacts once a quarter of its batch has finished
 REFILL_SHARE = 0.125  # refill once 1/8 of slots is free: measured best or near-best on dmart and sample data
@@ -235,8 +235,8 @@ class _GuidedSlots:
         self.steered = torch.zeros(slots, dtype=torch.bool)
 
     @property
-    def orders_slots(self) -> bool:
-        return self.inner.orders_slots
+    def runs_idle_slots(self) -> bool:
+        return self.inner.runs_idle_slots
 
     def prefill(self, slots: torch.Tensor, prefixes: list[list[int]]) -> None:
         self.inner.prefill(self.guidance.pair(slots, self.b), prefixes + [self.empty] * len(prefixes))
@@ -253,15 +253,6 @@ class _GuidedSlots:
     def idle(self, done: torch.Tensor) -> None:
         self.inner.idle(done.repeat(2))
 
-    def compact(self, active: torch.Tensor) -> torch.Tensor:
-        if not self.inner.orders_slots:
-            return torch.arange(self.b)
-        perm = closing_up(active)
-        live = torch.arange(self.b) < int(active.sum())
-        self.inner.move(self.guidance.pair(perm, self.b), live.repeat(2))  # each half closes up on its own
-        self.steered = self.steered[perm]
-        return perm
-
     def step(self, tokens: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
         steered = self.steered[slots].nonzero().squeeze(1)  # positions in `slots`
         both = self.inner.step(torch.cat([tokens, tokens[steered]]), torch.cat([slots, slots[steered] + self.b]))
@@ -274,9 +265,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
     A step runs the slots that hold a row, not the idle ones: with the native kernel, idle slots cost
     nothing while they wait for a refill or, once no row waits, while the last long descriptions finish
     (they were 8 % of the stepped rows at 4,096 dmart rows a worker, and 15 % at 1,024).
-    The torch path runs every slot. Before a refill its rows move to the front slots in their order
-    (`compact`), so new rows go last and neighbouring slots hold rows of similar age and length (see
-    decoder.slot_groups), and once no row waits its batch halves whenever half its slots are idle.
+    The torch path runs every slot, so once no row waits its batch halves whenever half its slots are idle.
     With guidance, the decoder is a `_GuidedSlots`.
     """
     # by length (a refill pads to its longest prompt), then by content: equal prompts (rows of one product
@@ -296,11 +285,6 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
     while True:
         idle = state["done"].nonzero().squeeze(1)
         if queue and len(idle) and (len(idle) >= REFILL_SHARE * slots or bool(state["done"].all())):
-            perm = decoder.compact(~state["done"])  # the rows in their order, then the idle slots
-            rows, feed = rows[perm], feed[perm]
-            for key in state:
-                state[key] = state[key][perm]
-            idle = state["done"].nonzero().squeeze(1)
             take = idle[: len(queue)]  # refill: prefix into the cache, the first marker joins this step
             new = [queue.pop() for _ in range(len(take))]
             decoder.prefill(take, [prompts[i] for i in new])
@@ -311,7 +295,7 @@ def _continuous(model, prompts, fields, walker, cfg, records, on_batch, empty) -
         if bool(state["done"].all()):
             break
         active = ~state["done"]
-        if decoder.orders_slots and not queue and int(active.sum()) * 2 <= len(active):
+        if decoder.runs_idle_slots and not queue and int(active.sum()) * 2 <= len(active):
             keep = active.nonzero().squeeze(1)  # the torch path's tail: stop computing idle slots
             decoder.keep(keep)
             rows, feed = rows[keep], feed[keep]
