@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from shopgen.evaluation.report import EvaluationReport
     from shopgen.inference import Inference
     from shopgen.schema import CatalogSchema
+    from shopgen.shop_inference import ShopInference
+    from shopgen.shop_schema import ShopSchema
     from shopgen.synthesizer import SampleStats
     from shopgen.validation import ValidationResult
 
@@ -46,19 +48,25 @@ def _finite(x: float | None) -> float | None:
 # ---- schema --------------------------------------------------------------------------------------
 @dataclass
 class InferResult:
-    found: Inference
+    found: Inference | ShopInference
     output: str | None
 
     @property
-    def schema(self) -> CatalogSchema:
+    def schema(self) -> CatalogSchema | ShopSchema:
         return self.found.schema
 
     def table(self, explain: bool = False) -> str:
-        """Each column's kind and the reason, '?' on the doubtful ones; `explain` adds the evidence."""
+        """Each column's kind and the reason (a shop's keys after its tables), '?' on the doubtful ones;
+        `explain` adds the evidence."""
         return self.found.table(explain)
 
     def describe(self) -> str:
+        from shopgen.shop_schema import ShopSchema
+
         schema = self.schema
+        if isinstance(schema, ShopSchema):
+            return (f"wrote {self.output}: tables {schema.order}; foreign keys: {[str(fk) for fk in schema.foreign_keys]}; "
+                    f"baskets: {[f'{t}.{c}' for t, c in schema.baskets]}")
         kinds = {t: [c.name for c in schema.of_type(t)] for t in ("id", "categorical", "numeric", "integer", "text")}
         derived = [c.name for c in schema.columns if c.derived]
         return (f"wrote {self.output}: " + "; ".join(f"{t}: {len(v)}" for t, v in kinds.items() if v)
@@ -66,26 +74,47 @@ class InferResult:
 
 
 def infer(data: str | Path, output: str | Path | None = None, name: str | None = None) -> InferResult:
-    """Guess a catalog's schema and say why (`table()`); written to `output` when given."""
+    """Guess a catalog's schema, or a shop's from a folder of tables, and say why (`table()`); written to
+    `output` when given."""
     from shopgen.inference import infer_schema
+    from shopgen.shop_inference import infer_shop
     from shopgen.sinks import write_text
-    from shopgen.sources import read_catalog
+    from shopgen.sources import read_catalog, read_shop
 
-    found = infer_schema(read_catalog(data), name=name or Path(data).stem)
+    if Path(data).is_dir():
+        found = infer_shop(read_shop(data), name=name or Path(data).resolve().name)
+    else:
+        found = infer_schema(read_catalog(data), name=name or Path(data).stem)
     if output is not None:
         write_text(found.schema.to_yaml(), output)
     return InferResult(found, None if output is None else str(output))
 
 
-def ddl(schema: str | Path, dialect: str = "postgresql", table: str | None = None) -> str:
-    """The CREATE TABLE that `seed` runs for a YAML schema, or for a bundle's: types, NOT NULL, key, CHECKs."""
+def read_schema(path: str | Path) -> CatalogSchema | ShopSchema:
+    """A YAML schema, or a bundle's: a shop's when it names tables, else a catalog's."""
     from shopgen.bundle import SCHEMA
-    from shopgen.db import create_table_sql
-    from shopgen.schema import CatalogSchema
+    from shopgen.schema import CatalogSchema, read_schema_yaml
+    from shopgen.shop_schema import ShopSchema
 
-    path = Path(schema) / SCHEMA if Path(schema).is_dir() else Path(schema)
-    cat = CatalogSchema.from_yaml(path)
-    return create_table_sql(cat, table or cat.name, dialect)
+    path = Path(path) / SCHEMA if Path(path).is_dir() else Path(path)
+    raw = read_schema_yaml(path)
+    if isinstance(raw, dict) and "tables" in raw:
+        return ShopSchema.from_dict(raw, source=str(path))
+    return CatalogSchema.from_dict(raw, source=str(path))
+
+
+def ddl(schema: str | Path, dialect: str = "postgresql", table: str | None = None) -> str:
+    """The CREATE TABLE that `seed` runs for a YAML schema, or for a bundle's: types, NOT NULL, key, CHECKs;
+    for a shop, every table in dependency order with its FOREIGN KEYs."""
+    from shopgen.db import create_shop_sql, create_table_sql
+    from shopgen.shop_schema import ShopSchema
+
+    found = read_schema(schema)
+    if isinstance(found, ShopSchema):
+        if table is not None:
+            raise ShopgenError("--table names one table; a shop schema's tables keep their own names")
+        return create_shop_sql(found, dialect)
+    return create_table_sql(found, table or found.name, dialect)
 
 
 # ---- fit -----------------------------------------------------------------------------------------

@@ -267,21 +267,7 @@ class CatalogSchema:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> CatalogSchema:
-        path = Path(path)
-        if not path.is_file():
-            raise SchemaError(f"schema file {str(path)!r} does not exist; pass a YAML schema or run 'shopgen schema infer DATA -o {path}'")
-        if path.stat().st_size > MAX_SCHEMA_BYTES:
-            raise SchemaError(f"schema file {str(path)!r} is {path.stat().st_size:,} bytes, over the {MAX_SCHEMA_BYTES:,} "
-                              "a schema may be; give the YAML schema, not the data")
-        try:
-            raw = load_yaml(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise SchemaError(f"schema file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            line = f" line {where.line + 1}" if where else ""
-            raise SchemaError(f"schema file {str(path)!r}{line} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(read_schema_yaml(path), source=str(path))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=120)
@@ -478,6 +464,24 @@ class CatalogSchema:
 
     def with_columns(self, **changes: Column) -> CatalogSchema:
         return replace(self, columns=tuple(changes.get(c.name, c) for c in self.columns))
+
+
+def read_schema_yaml(path: str | Path) -> Any:
+    """A schema file's YAML, refused with one clear line when it is missing, huge, not UTF-8 or not YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"schema file {str(path)!r} does not exist; pass a YAML schema or run 'shopgen schema infer DATA -o {path}'")
+    if path.stat().st_size > MAX_SCHEMA_BYTES:
+        raise SchemaError(f"schema file {str(path)!r} is {path.stat().st_size:,} bytes, over the {MAX_SCHEMA_BYTES:,} "
+                          "a schema may be; give the YAML schema, not the data")
+    try:
+        return load_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"schema file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        raise SchemaError(f"schema file {str(path)!r}{line} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -22,7 +22,7 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
         raise ShopgenError(f"input file {str(path)!r} is empty; give a catalog with a header and rows")
     try:
         if suffix == ".csv":
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, low_memory=False)  # one type per column, not one per chunk of rows
         elif suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
@@ -51,3 +51,24 @@ def _refuse_duplicate_headers(path: Path) -> None:
     if twice:
         raise ShopgenError(f"{str(path)!r} has the column name(s) {sorted(set(twice))[:5]} more than once; "
                            "rename them so each column has its own name")
+
+
+MAX_TABLES = 64  # a shop is a handful of tables; a folder of thousands of files is not one
+
+
+def read_shop(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """Every csv, parquet or jsonl file directly in `folder` as a table named by its file's stem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ShopgenError(f"{str(folder)!r} is not a folder; give a folder of csv, parquet or jsonl tables")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FORMATS and p.is_file())
+    if not files:
+        raise ShopgenError(f"folder {str(folder)!r} holds no table ({', '.join(FORMATS)} files); check the path")
+    if len(files) > MAX_TABLES:
+        raise ShopgenError(f"folder {str(folder)!r} holds {len(files)} tables, over the {MAX_TABLES} a shop may have; "
+                           "give a folder with only the shop's tables")
+    stems = [p.stem for p in files]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise ShopgenError(f"folder {str(folder)!r} holds two files for table {twice[0]!r}; keep one")
+    return {p.stem: read_catalog(p) for p in files}

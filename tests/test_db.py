@@ -556,3 +556,37 @@ def test_seed_command_fills_a_table_all_or_nothing(tiny_synth, tmp_path):
     proc = shopgen_cli("sample", bundle, "-n", 12, "-o", url, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert handle.count("product_catalog") == 12  # the table is named after the schema unless --table says
+
+
+def test_a_shop_ddl_declares_keys_the_database_enforces(db):
+    """Parents are created first, and each database refuses a line whose customer does not exist and a second
+    customer with the same key (SQLite checks foreign keys once a connection turns them on)."""
+    from shopgen.db import create_shop_sql
+    from shopgen.shop_schema import ShopSchema
+
+    lines, customers = db.table("lines_{}"), db.table("customers_{}")  # dropped in this order: the child first
+    shop = ShopSchema.from_dict({"name": "s", "tables": {
+        lines: {"columns": {"customer": {"type": "id"}, "basket": {"type": "id"}, "qty": {"type": "integer", "min": 1}},
+                "foreign_keys": {"customer": customers}, "basket": "basket"},
+        customers: {"primary_key": "id", "columns": {"id": {"type": "id", "pattern": "C[0-9]{3}"},
+                                                     "country": {"type": "categorical"}}},
+    }})
+    script = create_shop_sql(shop, db.kind)
+    assert script.index(f"CREATE TABLE {db.q(customers)}") < script.index(f"CREATE TABLE {db.q(lines)}")
+    for statement in script.rstrip(";").split(";\n\n"):
+        db.execute(statement)
+
+    def insert(table: str, **row) -> None:
+        with db.engine.begin() as con:
+            if db.kind == "sqlite":
+                con.exec_driver_sql("PRAGMA foreign_keys=ON")
+            con.execute(sa.text(f"INSERT INTO {db.q(table)} ({', '.join(map(db.q, row))}) "
+                                f"VALUES ({', '.join(':' + k for k in row)})"), row)
+
+    insert(customers, id="C001", country="UK")
+    insert(lines, customer="C001", basket="B1", qty=2)
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(lines, customer="C999", basket="B2", qty=1)
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(customers, id="C001", country="FR")
+    assert db.count(lines) == 1 and db.count(customers) == 1

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shopgen.db.load import Loaded
     from shopgen.db.target import DbTarget
     from shopgen.schema import CatalogSchema
+    from shopgen.shop_schema import ShopSchema
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 DEFAULT_BATCH = 10_000
@@ -130,3 +131,10 @@ def create_table_sql(schema: CatalogSchema, table: str, dialect: str) -> str:
     from shopgen.db.ddl import check_table_name, ddl_script
 
     return ddl_script(schema, check_table_name(table), dialect)
+
+
+def create_shop_sql(shop: ShopSchema, dialect: str) -> str:
+    """The statements that make a shop's tables, parents first, with PRIMARY and FOREIGN KEY constraints."""
+    from shopgen.db.ddl import shop_script
+
+    return shop_script(shop, dialect)

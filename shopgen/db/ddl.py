@@ -5,7 +5,8 @@ exact, integers are INTEGER or BIGINT by their declared range, text is VARCHAR(m
 pattern gives its VARCHAR length, and ranges, listed values and rules become CHECK constraints, so the
 database refuses what validation would refuse. The primary key is a PRIMARY KEY, except on SQLite,
 where it is a UNIQUE index on a NOT NULL column (what SQLite's own key on a text column is), built
-after the rows like PostgreSQL's (see `key_sql`).
+after the rows like PostgreSQL's (see `key_sql`). A shop's tables come in dependency order, a foreign key a
+FOREIGN KEY constraint on its parent's key (`shop_script`).
 
 Naming: CHECK constraints are named (`price_min`, `list_price_ge_price`) on PostgreSQL and SQLite, where
 names are per table; on MariaDB/MySQL they are left unnamed because MySQL 8 wants them unique per
@@ -15,6 +16,7 @@ database, which a staging table swapped in for the old one could not honour.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from sqlalchemy.schema import CreateTable
 from shopgen.errors import SchemaError, ShopgenError
 from shopgen.inference import infer_schema
 from shopgen.schema import CatalogSchema, Column
+from shopgen.shop_schema import ShopSchema
 
 DIALECTS = ("postgresql", "mariadb", "mysql", "sqlite")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's limit; MariaDB/MySQL allow 64, SQLite more
@@ -177,9 +180,10 @@ def _name(fam: str, name: str) -> str | None:
 
 def table_for(
     schema: CatalogSchema, name: str, dialect: Dialect, metadata: sa.MetaData | None = None,
-    primary_key: bool = True,
+    primary_key: bool = True, references: Sequence[tuple[str, str, str]] = (),
 ) -> sa.Table:
-    """The schema's table in `dialect`; `primary_key=False` leaves the key for a later ALTER TABLE."""
+    """The schema's table in `dialect`; `primary_key=False` leaves the key for a later ALTER TABLE.
+    `references`: (column, parent table, parent key) foreign keys; the parents are in `metadata`."""
     fam = family(dialect)
     metadata = metadata if metadata is not None else sa.MetaData()
     budget = MYSQL_VARCHAR_BUDGET
@@ -216,8 +220,10 @@ def table_for(
         test = high > low if rule.strict else high >= low
         op = "gt" if rule.strict else "ge"
         checks.append(sa.CheckConstraint(test, name=_name(fam, f"{rule.high}_{op}_{rule.low}")))
+    links = [sa.ForeignKeyConstraint([column], [f"{parent}.{key}"], name=_name(fam, f"{name}_{column}_fkey"))
+             for column, parent, key in references]
     kwargs = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if fam == "mysql" else {}
-    table = sa.Table(name, metadata, *columns, *checks, **kwargs)
+    table = sa.Table(name, metadata, *columns, *checks, *links, **kwargs)
     if primary_key and schema.primary_key and fam == "postgresql":
         table.primary_key.name = key_name(name)
     return table
@@ -258,6 +264,25 @@ def ddl_script(schema: CatalogSchema, table: str, dialect: str) -> str:
     statements = [create_table_sql(schema, table, d)]
     if family(d) == "sqlite" and schema.primary_key:
         statements.append(key_sql(schema, table, d))
+    return ";\n\n".join(statements) + ";"
+
+
+def shop_script(shop: ShopSchema, dialect: str) -> str:
+    """Every table of a shop, parents first, each with its key and FOREIGN KEY constraints (a foreign key's
+    column gets its parent key's SQL type, so the two compare as equals)."""
+    d = dialect_for(dialect)
+    metadata = sa.MetaData()
+    statements = []
+    for name in shop.order:
+        schema = shop.table(check_table_name(name))
+        references = [(fk.column, fk.parent, shop.table(fk.parent).primary_key) for fk in shop.keys_of(name)]
+        typed = schema.with_columns(**{column: replace(shop.table(parent).column(key), name=column,
+                                                       nullable=schema.column(column).nullable)
+                                       for column, parent, key in references})
+        inline = family(d) != "sqlite"
+        statements.append(str(CreateTable(table_for(typed, name, d, metadata, inline, references)).compile(dialect=d)).strip())
+        if not inline and schema.primary_key:
+            statements.append(key_sql(schema, name, d))
     return ";\n\n".join(statements) + ";"
 
 

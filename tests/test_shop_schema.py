@@ -1,0 +1,165 @@
+"""A shop's schema: several tables, their keys, foreign keys and baskets, declared or inferred."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shopgen.errors import SchemaError
+from shopgen.shop_inference import infer_shop
+from shopgen.shop_schema import ForeignKey, ShopSchema
+
+
+def small_shop(seed: int = 0) -> dict[str, pd.DataFrame]:
+    """30 customers numbered 1..30, 40 products with codes, and order lines: each order one customer's,
+    2-5 lines; quantities 1..5 (whole numbers that happen to be customer numbers too)."""
+    rng = np.random.default_rng(seed)
+    customers = pd.DataFrame({"customer_id": np.arange(1, 31), "region": rng.choice(["north", "south", "east"], 30)})
+    skus = [f"P-{i:04d}X" for i in range(40)]
+    products = pd.DataFrame({"sku": skus, "price": rng.uniform(1, 50, 40).round(2)})
+    lines, order = [], 9000
+    for customer in range(1, 31):
+        for _ in range(int(rng.integers(1, 4))):
+            order += 1
+            for _ in range(int(rng.integers(2, 6))):
+                lines.append({"customer_id": customer, "sku": skus[int(rng.integers(0, 40))], "order_no": order,
+                              "quantity": int(rng.integers(1, 6)), "paid": round(float(rng.uniform(1, 50)), 2)})
+    return {"customers": customers, "products": products, "order_lines": pd.DataFrame(lines)}
+
+
+def test_keys_foreign_keys_and_baskets_are_found_and_explained():
+    found = infer_shop(small_shop(), name="tiny")
+    shop = found.schema
+    assert set(shop.foreign_keys) == {ForeignKey("order_lines", "customer_id", "customers"),
+                                      ForeignKey("order_lines", "sku", "products")}
+    assert shop.baskets == (("order_lines", "order_no"),)
+    assert shop.order.index("order_lines") > max(shop.order.index("customers"), shop.order.index("products"))
+    assert shop.table("customers").primary_key == "customer_id" and shop.table("products").primary_key == "sku"
+    assert {c: shop.table("order_lines").column(c).type for c in ("customer_id", "sku", "order_no")} == dict.fromkeys(
+        ("customer_id", "sku", "order_no"), "id")
+    decisions = {(k.table, k.column): k for k in found.keys}
+    quantity = decisions[("order_lines", "quantity")]
+    assert quantity.kind == "not a key" and quantity.doubtful and "by chance" in quantity.reason
+    assert shop.table("order_lines").column("quantity").type == "integer"
+    basket = decisions[("order_lines", "order_no")]
+    assert basket.kind == "basket" and not basket.doubtful and "each belonging to one customer_id" in basket.reason
+    text = found.table()
+    assert "order_lines.sku" in text and "-> products.sku" in text and "by chance" in text
+
+
+def test_codes_under_a_name_that_says_nothing_are_a_doubtful_key():
+    tables = small_shop()
+    tables["order_lines"] = tables["order_lines"].rename(columns={"sku": "item"})
+    found = infer_shop(tables)
+    item = next(k for k in found.keys if k.column == "item")
+    assert item.kind == "foreign key" and item.doubtful and "codes, not numbers" in item.reason
+    assert ForeignKey("order_lines", "item", "products") in found.schema.foreign_keys
+    few = small_shop()
+    few["products"] = few["products"].head(12)  # 12 codes: too few to rule out chance
+    few["order_lines"] = few["order_lines"][few["order_lines"]["sku"].isin(few["products"]["sku"])].rename(columns={"sku": "item"})
+    assert not any(fk.column == "item" for fk in infer_shop(few).schema.foreign_keys)
+
+
+def test_a_label_of_the_customer_is_not_a_basket():
+    """A column every row of a customer shares (one group per customer) names the customer, not an order."""
+    tables = small_shop()
+    lines = tables["order_lines"].drop(columns="order_no")
+    lines["account"] = lines["customer_id"].map(lambda c: f"acct-{c}")
+    tables["order_lines"] = lines
+    assert infer_shop(tables).schema.baskets == ()
+
+
+def test_keys_written_as_floats_match_integer_keys():
+    """17850.0 in one file and 17850 in another are the same customer (a column with gaps reads as floats)."""
+    tables = small_shop()
+    lines = tables["order_lines"].astype({"customer_id": float})
+    lines.loc[0, "paid"] = np.nan
+    tables["order_lines"] = lines
+    assert ForeignKey("order_lines", "customer_id", "customers") in infer_shop(tables).schema.foreign_keys
+
+
+def test_shop_schema_round_trips_through_yaml_with_parents_first(tmp_path):
+    shop = infer_shop(small_shop(), name="tiny").schema
+    path = tmp_path / "shop.yaml"
+    path.write_text(shop.to_yaml())
+    again = ShopSchema.from_yaml(path)
+    assert again == shop
+    raw = again.to_dict()
+    reordered = {"name": "x", "tables": {"order_lines": raw["tables"]["order_lines"],
+                                         "products": raw["tables"]["products"], "customers": raw["tables"]["customers"]}}
+    assert ShopSchema.from_dict(reordered).order == ["products", "customers", "order_lines"]
+
+
+def _raw() -> dict:
+    return {"name": "s", "tables": {
+        "customers": {"primary_key": "id", "columns": {"id": {"type": "id"}, "country": {"type": "categorical"}}},
+        "lines": {"columns": {"customer": {"type": "id"}, "order": {"type": "id"}, "qty": {"type": "integer"}},
+                  "foreign_keys": {"customer": "customers"}, "basket": "order"},
+    }}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda r: r["tables"]["lines"].update(foreign_keys={"customer": "people"}), "points at no table"),
+    (lambda r: r["tables"]["lines"].update(foreign_keys={"ghost": "customers"}), "has no column 'ghost'"),
+    (lambda r: r["tables"]["lines"].update(foreign_keys={"qty": "customers"}), "make its type id"),
+    (lambda r: r["tables"]["customers"].pop("primary_key"), "has no primary_key"),
+    (lambda r: r["tables"]["lines"].update(basket="qty"), "basket column is an identifier"),
+    (lambda r: r["tables"]["lines"].pop("foreign_keys"), "basket belongs to a parent row"),
+    (lambda r: r["tables"]["lines"].update(foreign_keys=["customer"]), "foreign_keys must map a column"),
+    (lambda r: r["tables"].update(orders={"primary_key": "id", "columns": {"id": {"type": "id"}, "line": {"type": "id"},
+                                                                           "day": {"type": "integer"}},
+                                          "foreign_keys": {"line": "customers"}})
+     or r["tables"]["customers"]["columns"].update(o={"type": "id"})
+     or r["tables"]["customers"].update(foreign_keys={"o": "orders"}), "form a cycle"),
+    (lambda r: r.update(tables=[]), "a shop schema is a mapping"),
+])
+def test_a_bad_shop_schema_is_refused_with_what_and_how(change, message):
+    raw = _raw()
+    ShopSchema.from_dict(raw)  # the unchanged one is fine
+    change(raw)
+    with pytest.raises(SchemaError, match=message):
+        ShopSchema.from_dict(raw)
+
+
+def test_schema_infer_on_a_folder_writes_a_shop_and_ddl_prints_its_tables(tmp_path):
+    """`shopgen schema infer DIR` reads every table in the folder; `schema ddl` prints them parents first."""
+    from test_cli import shopgen
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    for name, frame in small_shop().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "notes.txt").write_text("not a table")
+    done = shopgen("schema", "infer", str(folder), "-o", str(tmp_path / "shop.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "order_lines.order_no" in done.stdout and "basket" in done.stdout
+    shop = ShopSchema.from_yaml(tmp_path / "shop.yaml")
+    assert shop.name == "shop" and set(shop.names) == {"customers", "products", "order_lines"}
+    ddl = shopgen("schema", "ddl", str(tmp_path / "shop.yaml"), "--dialect", "postgresql")
+    assert ddl.returncode == 0, ddl.stderr
+    assert ddl.stdout.index("CREATE TABLE order_lines") > ddl.stdout.index("CREATE TABLE customers")
+    assert 'FOREIGN KEY(sku) REFERENCES products (sku)' in ddl.stdout
+    refused = shopgen("schema", "ddl", str(tmp_path / "shop.yaml"), "--table", "x")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = shopgen("schema", "infer", str(empty))
+    assert nothing.returncode == 2 and "holds no table" in nothing.stderr
+
+
+def test_online_retail_keys_are_found_from_the_folder():
+    """The real shop: the purchase log's customer and product point at their tables, and the invoice is its
+    basket; no other column is taken for a key."""
+    from conftest import real_catalog
+
+    from shopgen.sources import read_shop
+
+    folder = real_catalog("online_retail").parent
+    found = infer_shop(read_shop(folder), name="online_retail")
+    shop = found.schema
+    assert set(shop.foreign_keys) == {ForeignKey("interactions", "CustomerID", "customers"),
+                                      ForeignKey("interactions", "StockCode", "products")}
+    assert shop.baskets == (("interactions", "InvoiceNo"),)
+    assert not [k for k in found.keys if k.doubtful]
+    assert shop.order[-1] == "interactions"
