@@ -7,6 +7,9 @@ are codes (not plain numbers) that no chance explains: 20 or more distinct codes
 other table's keys; the second kind is marked doubtful. A column whose values fit but that neither test
 supports is reported, not declared.
 
+A rollup is a parent column equal, on every one of at least 20 parent rows (and not constant), to an
+aggregate of its child rows: their count, a column's distinct count, sum, min, max, median or mean.
+
 A basket column (an invoice, an order) is one whose equal values group a table's rows so that each group
 belongs to one parent row (one customer): it is functionally tied to a foreign key, most rows share their
 value with another row, and some parent has several groups (else it is only the parent's own label).
@@ -21,14 +24,18 @@ import pandas as pd
 
 from shopgen.errors import SchemaError
 from shopgen.inference import Inference, header_words, infer_schema
+from shopgen.rollups import aggregate, fill, key_strings
 from shopgen.schema import CatalogSchema, Column
-from shopgen.shop_schema import ForeignKey, ShopSchema
+from shopgen.shop_schema import ForeignKey, Rollup, ShopSchema
 
 KEY_WORDS = {"id", "code", "key", "no", "number", "num", "nr", "sku", "ref"}
 BASKET_WORDS = {"order", "invoice", "basket", "transaction", "session", "cart", "receipt", "ticket", "purchase"}
 MIN_CODES = 20  # distinct codes below which containment in another table's keys could be chance
 MIN_SHARED_ROWS = 0.5  # a basket column: at least this share of rows share their value with another row
 KEYABLE = ("id", "integer", "categorical")  # types a key column can have been given by the per-column pass
+MIN_ROLLUP_ROWS = 20  # parent rows below which an aggregate could match a column by chance
+# tried in this order; the first that matches every parent row is declared
+ROLLUP_FUNCS = ("count", "count_distinct", "sum", "min", "max", "median", "mean")
 
 
 @dataclass(frozen=True)
@@ -62,17 +69,6 @@ class ShopInference:
         if any(k.doubtful for k in self.keys):
             lines.append("? marks a doubtful key: check it, and edit foreign_keys or basket in the schema if it is wrong")
         return "\n".join(lines)
-
-
-def key_strings(series: pd.Series) -> pd.Series:
-    """The present values as the text keys are compared by: 17850.0 and 17850 are both '17850'."""
-    present = series.dropna()
-    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
-        values = present.to_numpy(float)
-        if np.all(np.mod(values, 1) == 0):
-            return pd.Series(values.astype(np.int64).astype(str), index=present.index)
-        return present.astype(str)
-    return present.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip())
 
 
 def _names(column: str, table: str, key: str) -> bool:
@@ -146,6 +142,14 @@ def infer_shop(frames: dict[str, pd.DataFrame], name: str = "shop") -> ShopInfer
         if decision is not None:
             keys.append(decision)
             baskets.append((t, decision.column))
+    rollups = []
+    for fk in links:
+        found_rollups = _rollups(frames, schemas, fk, primary[fk.parent], {c for f in links for c in (f.column,)}
+                                 | {c for _, c in baskets} | {k for k in primary.values() if k})
+        for rollup, reason in found_rollups:
+            if not any(r.table == rollup.table and r.column == rollup.column for r in rollups):
+                rollups.append(rollup)
+                keys.append(KeyDecision(rollup.table, rollup.column, "rollup", reason))
     tables = []
     for t, schema in schemas.items():
         as_ids = {fk.column for fk in links if fk.table == t} | {c for b, c in baskets if b == t}
@@ -155,7 +159,7 @@ def infer_shop(frames: dict[str, pd.DataFrame], name: str = "shop") -> ShopInfer
         found[t] = replace(found[t], schema=tables[-1], decisions=tuple(
             replace(d, kind="id", reason="a key of the shop (below)", doubtful=False, evidence={}) if d.column in as_ids
             else d for d in found[t].decisions))
-    shop = ShopSchema(name, tuple(tables), tuple(links), tuple(baskets))
+    shop = ShopSchema(name, tuple(tables), tuple(links), tuple(baskets), tuple(rollups))
     return ShopInference(shop, found, tuple(keys))
 
 
@@ -189,6 +193,48 @@ def _basket(table: str, df: pd.DataFrame, schema: CatalogSchema, primary: str | 
     if rivals:
         reason += f"; {', '.join(rivals)} would group rows as well"
     return KeyDecision(table, column, "basket", reason, doubtful=not named or bool(rivals))
+
+
+def _rollups(frames: dict[str, pd.DataFrame], schemas: dict[str, CatalogSchema], fk: ForeignKey, key: str,
+             keys: set[str]) -> list[tuple[Rollup, str]]:
+    """The parent's columns that equal an aggregate of the child rows pointing at them, on every row."""
+    parent, child = schemas[fk.parent], schemas[fk.table]
+    frame = frames[fk.parent]
+    if len(frame) < MIN_ROLLUP_ROWS:
+        return []
+    out = []
+    cache: dict[tuple[str, str | None], pd.Series] = {}
+    for target in parent.columns:
+        if target.name in keys or target.type not in ("integer", "numeric", "datetime") or frame[target.name].nunique() < 2:
+            continue
+        for func in ROLLUP_FUNCS:
+            sources = [None] if func == "count" else [
+                c for c in child.columns if c.name != fk.column and _fits(func, c, target)]
+            match = next((c for c in sources if _equal(
+                fill(frame[key], cache.setdefault((func, c and c.name), aggregate(frames[fk.table], fk.column, func, c)),
+                     func, target), frame[target.name], target)), False)
+            if match is not False:
+                rollup = Rollup(fk.parent, target.name, func, fk.table, match.name if match else None)
+                out.append((rollup, f"= {rollup} on all {len(frame):,} rows: computed from the generated "
+                                    f"{fk.table} rows, so the two always agree"))
+                break
+    return out
+
+
+def _fits(func: str, source: Column, target: Column) -> bool:
+    if func == "count_distinct":
+        return target.type == "integer" and source.type in ("id", "categorical", "integer")
+    if source.type == "datetime":
+        return target.type == "datetime" and func in ("min", "max")
+    return source.is_numeric and target.type != "datetime" and (target.type == "numeric" or func in ("sum", "min", "max"))
+
+
+def _equal(found: pd.Series, real: pd.Series, target: Column) -> bool:
+    if target.type == "datetime":
+        return bool((target.parse_moments(found) == target.parse_moments(real)).all())
+    a, b = pd.to_numeric(found, errors="coerce").to_numpy(float), pd.to_numeric(real, errors="coerce").to_numpy(float)
+    tolerance = 0.5 * 10.0 ** -target.decimals if target.decimals is not None else 1e-9 * np.maximum(np.abs(b), 1)
+    return bool(np.all((np.abs(a - b) <= tolerance) | (np.isnan(a) & np.isnan(b))))
 
 
 def _with_ids(schema: CatalogSchema, as_ids: set[str], primary: str | None) -> CatalogSchema:

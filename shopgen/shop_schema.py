@@ -18,6 +18,7 @@ constraints, tables created in dependency order) and the dtypes of every table c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ import yaml
 from shopgen.errors import SchemaError
 from shopgen.schema import CatalogSchema, read_schema_yaml
 
-SHOP_KEYS = {"foreign_keys", "basket"}  # what a table's entry may hold beside a catalog schema's keys
+SHOP_KEYS = {"foreign_keys", "basket", "rollups"}  # what a table's entry may hold beside a catalog schema's keys
+AGGREGATES = ("count", "count_distinct", "sum", "min", "max", "median", "mean")
+_ROLLUP_RE = re.compile(r"\s*(\w+)\s*\((.+)\)\s*")
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,37 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
+class Rollup:
+    """`table.column` is `func` of the child table's rows that point at it: `sum(interactions.Quantity)`,
+    `count(interactions)` (its rows), `count_distinct(interactions.InvoiceNo)`, `min(interactions.InvoiceDate)`."""
+
+    table: str
+    column: str
+    func: str
+    child: str
+    child_column: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.func}({self.child}{'.' + self.child_column if self.child_column else ''})"
+
+    @classmethod
+    def parse(cls, table: str, column: str, text: str, tables: list[str], source: str) -> Rollup:
+        match = _ROLLUP_RE.fullmatch(str(text))
+        inner = match.group(2).strip() if match else ""
+        child = next((t for t in sorted(tables, key=len, reverse=True) if inner == t or inner.startswith(t + ".")), None)
+        if not match or match.group(1) not in AGGREGATES or child is None:
+            raise SchemaError(f"{source}: rollup {column}: {text!r} is not of the form func(table.column) with func one "
+                              f"of {', '.join(AGGREGATES)} and table one of {tables}; e.g. sum(interactions.Quantity)")
+        return cls(table, column, match.group(1), child, inner[len(child) + 1:] or None)
+
+
+@dataclass(frozen=True)
 class ShopSchema:
     name: str
     tables: tuple[CatalogSchema, ...]
     foreign_keys: tuple[ForeignKey, ...] = ()
     baskets: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (table, column)
+    rollups: tuple[Rollup, ...] = ()
 
     def __post_init__(self) -> None:
         self._check()
@@ -66,6 +95,9 @@ class ShopSchema:
     def keys_of(self, table: str) -> list[ForeignKey]:
         """The foreign keys a table holds, in declaration order."""
         return [fk for fk in self.foreign_keys if fk.table == table]
+
+    def rollups_of(self, table: str) -> list[Rollup]:
+        return [r for r in self.rollups if r.table == table]
 
     def basket(self, table: str) -> str | None:
         return next((column for t, column in self.baskets if t == table), None)
@@ -94,7 +126,8 @@ class ShopSchema:
         unknown = set(raw) - {"name", "tables"}
         if unknown:
             raise SchemaError(f"{source}: unknown top-level key(s) {sorted(map(str, unknown))}; a shop schema has name and tables")
-        tables, keys, baskets = [], [], []
+        tables, keys, baskets, rollups = [], [], [], []
+        names = [str(n) for n in raw["tables"]]
         for name, spec in raw["tables"].items():
             if not isinstance(name, str) or not name:
                 raise SchemaError(f"{source}: table name {name!r} must be text")
@@ -110,9 +143,13 @@ class ShopSchema:
                 if not isinstance(basket, str):
                     raise SchemaError(f"{at}: basket must be one column's name, like InvoiceNo")
                 baskets.append((name, basket))
+            sums = spec.get("rollups") or {}
+            if not isinstance(sums, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sums.items()):
+                raise SchemaError(f"{at}: rollups must map a column to what it sums up, like {{units_sold: sum(lines.qty)}}")
+            rollups += [Rollup.parse(name, column, text, names, at) for column, text in sums.items()]
             body = {k: v for k, v in spec.items() if k not in SHOP_KEYS}
             tables.append(CatalogSchema.from_dict({**body, "name": name}, source=at))
-        return cls(str(raw.get("name") or "shop"), tuple(tables), tuple(keys), tuple(baskets))
+        return cls(str(raw.get("name") or "shop"), tuple(tables), tuple(keys), tuple(baskets), tuple(rollups))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -122,6 +159,8 @@ class ShopSchema:
                 spec["foreign_keys"] = {fk.column: fk.parent for fk in self.keys_of(t.name)}
             if self.basket(t.name):
                 spec["basket"] = self.basket(t.name)
+            if self.rollups_of(t.name):
+                spec["rollups"] = {r.column: str(r) for r in self.rollups_of(t.name)}
             out[t.name] = spec
         return {"name": self.name, "tables": out}
 
@@ -168,4 +207,33 @@ class ShopSchema:
                 raise SchemaError(f"{at}: a basket belongs to a parent row (a customer); declare the table's foreign_keys")
         if len({t for t, _ in self.baskets}) != len(self.baskets):
             raise SchemaError(f"{where}: a table has one basket column at most")
+        for r in self.rollups:
+            self._check_rollup(r, f"{where}: rollup {r.table}.{r.column} = {r}")
         self._ordered()  # raises on a cycle
+
+    def _check_rollup(self, r: Rollup, at: str) -> None:
+        table = self.table(r.table)
+        if r.column not in table.names or r.column == table.primary_key:
+            raise SchemaError(f"{at}: table {r.table!r} has no column {r.column!r} to compute (its key is not one)")
+        target = table.column(r.column)
+        links = [fk for fk in self.keys_of(r.child) if fk.parent == r.table]
+        if len(links) != 1:
+            raise SchemaError(f"{at}: {r.child} must point at {r.table} through exactly one foreign key, not {len(links)}")
+        if r.func == "count":
+            if r.child_column is not None:
+                raise SchemaError(f"{at}: count counts rows: write count({r.child}), or count_distinct({r.child}.column)")
+        else:
+            if r.child_column is None or r.child_column not in self.table(r.child).names:
+                raise SchemaError(f"{at}: name the column of {r.child} it is computed from, like {r.func}({r.child}.column)")
+            source = self.table(r.child).column(r.child_column)
+            ordered = source.is_numeric or (source.type == "datetime" and r.func in ("min", "max"))
+            if r.func != "count_distinct" and not ordered:
+                raise SchemaError(f"{at}: {r.func} needs a numeric column (or a datetime for min and max), and "
+                                  f"{r.child}.{r.child_column} is {source.type}")
+            if source.type == "datetime" and target.type != "datetime":
+                raise SchemaError(f"{at}: the earliest or latest moment goes in a datetime column, not a {target.type} one")
+        if target.type not in ("integer", "numeric", "datetime") or (target.type == "datetime") != (
+                r.func in ("min", "max") and r.child_column is not None and self.table(r.child).column(r.child_column).type == "datetime"):
+            raise SchemaError(f"{at}: {r.column} is {target.type}, which {r.func} of {r.child} rows cannot fill")
+        if r.func in ("count", "count_distinct") and target.type != "integer":
+            raise SchemaError(f"{at}: a count goes in an integer column, and {r.column} is {target.type}")

@@ -163,3 +163,47 @@ def test_online_retail_keys_are_found_from_the_folder():
     assert shop.baskets == (("interactions", "InvoiceNo"),)
     assert not [k for k in found.keys if k.doubtful]
     assert shop.order[-1] == "interactions"
+
+
+def test_columns_that_sum_up_child_rows_are_rollups_computed_from_them():
+    """Units sold (a sum of line quantities, 0 for a product nobody bought) and lines per product are found as
+    rollups; a stock level that only looks like a count is not; recomputed from changed lines, the totals are
+    what a groupby of those lines gives."""
+    from shopgen.rollups import compute_rollups
+    from shopgen.shop_schema import Rollup
+
+    tables = small_shop()
+    lines = tables["order_lines"]
+    products = pd.concat([tables["products"], pd.DataFrame({"sku": ["P-9999X"], "price": [3.5]})], ignore_index=True)
+    tables["products"] = products
+    products["units_sold"] = products["sku"].map(lines.groupby("sku")["quantity"].sum()).fillna(0).astype(int)
+    products["lines"] = products["sku"].map(lines.groupby("sku").size()).fillna(0).astype(int)
+    products["stock"] = np.random.default_rng(1).integers(0, 50, len(products))
+    assert (products["units_sold"] == 0).any(), "a product without lines exercises the fill"
+    found = infer_shop(tables)
+    assert set(found.schema.rollups_of("products")) == {Rollup("products", "units_sold", "sum", "order_lines", "quantity"),
+                                                        Rollup("products", "lines", "count", "order_lines")}
+    changed = lines.assign(quantity=lines["quantity"] * 2).iloc[::2]
+    again = compute_rollups({**tables, "order_lines": changed}, found.schema)["products"]
+    want = products["sku"].map(changed.groupby("sku")["quantity"].sum()).fillna(0)
+    assert again["units_sold"].tolist() == want.astype(int).tolist()
+    assert again["lines"].tolist() == products["sku"].map(changed.groupby("sku").size()).fillna(0).astype(int).tolist()
+    assert again["stock"].equals(products["stock"])
+    assert ShopSchema.from_dict(found.schema.to_dict()) == found.schema
+
+
+@pytest.mark.parametrize(("rollup", "message"), [
+    ("count(lines.qty)", "count counts rows"),
+    ("sum(lines.customer)", "needs a numeric column"),
+    ("max(lines)", "name the column"),
+    ("total(lines.qty)", "not of the form"),
+    ("sum(nowhere.qty)", "not of the form"),
+])
+def test_a_bad_rollup_is_refused(rollup, message):
+    raw = _raw()
+    raw["tables"]["customers"]["columns"]["bought"] = {"type": "integer"}
+    raw["tables"]["customers"]["rollups"] = {"bought": "sum(lines.qty)"}
+    ShopSchema.from_dict(raw)
+    raw["tables"]["customers"]["rollups"] = {"bought": rollup}
+    with pytest.raises(SchemaError, match=message):
+        ShopSchema.from_dict(raw)
