@@ -1,0 +1,118 @@
+"""A whole shop's purchase log: fidelity, recommender utility and privacy of synthetic customers.
+
+On a real shop folder (default ../shared/data/online_retail): infer the shop schema, split the real
+customers 80/20 (seeded), fit the purchase model on the 80 %'s log, sample as many new customers over the
+real products, and score against the held-out 20 %:
+- fidelity KS (baskets per customer, lines per basket, product popularity, days between baskets), next to
+  the KS of the real training customers against the same hold-out (what a real sample of that size scores);
+- recall@20 / NDCG@20 of implicit's ALS, item-kNN and popularity trained on the synthetic log and on the real
+  training log, on the held-out customers' last baskets;
+- augmentation: a log of 10 % of the training customers, alone and with the synthetic customers added;
+- privacy: whole product sets and baskets equal to a training customer's, next to the hold-out's rate;
+- the time to sample 100,000 customers (`--scale`).
+Writes benchmarks/results/shop.{json,md}.
+
+    python benchmarks/shop.py [--shop DIR] [--scale 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shopgen.evaluation.shop import fidelity, privacy, recommenders, split_customers
+from shopgen.purchases import PurchaseModel, log_roles
+from shopgen.shop_inference import infer_shop
+from shopgen.sources import read_shop
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shop", type=Path, default=ROOT.parent / "shared" / "data" / "online_retail")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale", type=int, default=100_000, help="customers to time sampling with (0: skip)")
+    args = parser.parse_args()
+    frames = read_shop(args.shop)
+    shop = infer_shop(frames, name=args.shop.name).schema
+    roles = log_roles(shop, frames)
+    log = frames[roles.table]
+    items = frames[roles.items][shop.table(roles.items).primary_key].to_numpy()
+    split = split_customers(log, roles, seed=args.seed)
+    train_frames = {**frames, roles.table: split.train}
+    t0 = time.perf_counter()
+    model = PurchaseModel().fit(train_frames, shop)
+    fit_s = time.perf_counter() - t0
+    n_train = split.train[roles.customer].nunique()
+    t0 = time.perf_counter()
+    synthetic = model.sample(n_train, seed=args.seed)
+    sample_s = time.perf_counter() - t0
+    out = {"shop": args.shop.name, "train_customers": int(n_train), "held_out_customers": int(split.held_out[roles.customer].nunique()),
+           "scored_customers": int(split.target[roles.customer].nunique()), "fit_s": round(fit_s, 1),
+           "sample_s": round(sample_s, 1), "synthetic_lines": len(synthetic), "real_train_lines": len(split.train),
+           "habits": {k: round(v, 3) for k, v in model.habits_.items()}}
+    out["fidelity"] = {"synthetic": fidelity(synthetic, split.held_out, roles, items),
+                       "real_train": fidelity(split.train, split.held_out, roles, items)}
+    out["recommenders"] = {"synthetic": recommenders(synthetic, split, roles, items, seed=args.seed),
+                           "real_train": recommenders(split.train, split, roles, items, seed=args.seed)}
+    rng = np.random.default_rng(args.seed)
+    few = rng.choice(split.train[roles.customer].unique(), max(1, n_train // 10), replace=False)
+    small = split.train[split.train[roles.customer].isin(set(few.tolist()))]
+    offset = int(split.train[roles.customer].max()) + 1
+    extra = synthetic.assign(**{roles.customer: synthetic[roles.customer] + offset,
+                                roles.basket: synthetic[roles.basket] + int(log[roles.basket].max()) + 1})
+    out["augmentation"] = {"real_10pct": recommenders(small, split, roles, items, seed=args.seed),
+                           "real_10pct_plus_synthetic": recommenders(
+                               pd.concat([small, extra], ignore_index=True), split, roles, items,
+                               seed=args.seed)}
+    out["privacy"] = privacy(synthetic, split, roles)
+    if args.scale:
+        t0 = time.perf_counter()
+        big = model.sample(args.scale, seed=args.seed + 1)
+        out["scale"] = {"customers": args.scale, "lines": len(big), "seconds": round(time.perf_counter() - t0, 1)}
+    print(json.dumps(out, indent=2))
+    (RESULTS / "shop.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / "shop.md").write_text(render(out))
+
+
+def render(out: dict) -> str:
+    fid, rec, aug, priv = out["fidelity"], out["recommenders"], out["augmentation"], out["privacy"]
+    lines = [f"# A synthetic shop's purchase log ({out['shop']})", "",
+             f"Purchase model fitted on the log of {out['train_customers']:,} real customers ({out['real_train_lines']:,} "
+             f"lines) in {out['fit_s']} s; {out['train_customers']:,} synthetic customers over the real products "
+             f"({out['synthetic_lines']:,} lines) sampled in {out['sample_s']} s. Scored against "
+             f"{out['held_out_customers']:,} held-out real customers; recommenders on the last basket of the "
+             f"{out['scored_customers']:,} of them with two or more baskets. Measured habits: "
+             + ", ".join(f"{k} {v}" for k, v in out["habits"].items()) + ".", "",
+             "## Fidelity (KS against the held-out customers; lower is closer)", "",
+             "| measure | synthetic | real training customers |", "|---|---|---|"]
+    for key in fid["synthetic"]:
+        lines.append(f"| {key} | {fid['synthetic'][key]:.3f} | {fid['real_train'][key]:.3f} |")
+    lines += ["", "## Recommenders: trained on one log, tested on held-out real customers' last baskets", "",
+              "| trained on | model | recall@20 | NDCG@20 |", "|---|---|---|---|"]
+    for source, table in (("synthetic", rec["synthetic"]), ("real training log", rec["real_train"]),
+                          ("10 % of the real log", aug["real_10pct"]),
+                          ("10 % + the synthetic customers", aug["real_10pct_plus_synthetic"])):
+        for model, s in table.items():
+            lines.append(f"| {source} | {model} | {s['recall@20']:.4f} | {s['ndcg@20']:.4f} |")
+    lines += ["", "Ratio synthetic / real: " + ", ".join(
+        f"{m} {rec['synthetic'][m]['recall@20'] / max(rec['real_train'][m]['recall@20'], 1e-12):.2f}" for m in rec["synthetic"]), "",
+        "## Privacy (share equal to a training customer's product set, or to a training basket)", "",
+        "| | synthetic | held-out real |", "|---|---|---|",
+        f"| whole product set | {priv['customer_set_copies_synthetic']:.4f} | {priv['customer_set_copies_held_out']:.4f} |",
+        f"| basket | {priv['basket_copies_synthetic']:.4f} | {priv['basket_copies_held_out']:.4f} |"]
+    if "scale" in out:
+        s = out["scale"]
+        lines += ["", f"Sampling {s['customers']:,} customers ({s['lines']:,} lines): {s['seconds']} s on 2 cores, one process."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

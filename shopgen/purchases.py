@@ -1,0 +1,208 @@
+"""PurchaseModel: new customers' baskets over a catalog, learned from a purchase log.
+
+What it keeps of the real log is behaviour, not customers: how many baskets a customer makes (their real
+distribution, heavy tail included), how many lines a basket has, which products are popular, and three
+habits measured on the real lines, in this order of precedence (after a customer's first basket; in a first
+basket only the second applies):
+- a repeat: the product was in one of the customer's earlier baskets;
+- bought together: the product is one of the `neighbours` products most often in the same baskets as one
+  already in this basket (item-item co-occurrence, cosine);
+- loyalty: a neighbour of a product from the customer's earlier baskets (customers keep to a few kinds).
+A line that is none of these is drawn by popularity. Each new line is a repeat, bought together or loyal
+with the share of real lines that were (`habits_`), so the log's structure is rebuilt from measured shares.
+Basket moments are drawn from the real baskets' moments (weekday, hour and season kept) and sorted per
+customer; a line's other columns (quantity, price paid) are those of a real line of the same product.
+
+Every draw comes from one generator seeded by `sample(seed=)`: the same model and seed give the same log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from shopgen.errors import ShopgenError
+from shopgen.rollups import key_strings
+from shopgen.shop_schema import ShopSchema
+
+HABITS = ("repeat", "together", "loyal")  # after a customer's first basket
+
+
+@dataclass(frozen=True)
+class LogRoles:
+    """Which table is the purchase log and what its columns are."""
+
+    table: str
+    customer: str  # the foreign key each basket belongs to
+    item: str  # the other foreign key: what is bought
+    basket: str
+    time: str | None
+    customers: str  # the tables the two keys point at
+    items: str
+
+
+def log_roles(shop: ShopSchema, frames: dict[str, pd.DataFrame]) -> LogRoles:
+    """The log: the table with a basket and two foreign keys; the customer key is the one each basket has one of."""
+    logs = [(t, b) for t, b in shop.baskets if len(shop.keys_of(t)) == 2]
+    if len(logs) != 1:
+        raise ShopgenError(f"shop {shop.name!r} needs exactly one purchase log (a table with a basket column and two "
+                           f"foreign keys, to customers and to products); it has {len(logs)}")
+    table, basket = logs[0]
+    log = frames[table]
+    owners = [fk for fk in shop.keys_of(table) if log.groupby(basket)[fk.column].nunique().max() == 1]
+    if len(owners) != 1:
+        raise ShopgenError(f"in {table}, each {basket} must belong to exactly one row of one parent table (a customer)")
+    customer = owners[0]
+    item = next(fk for fk in shop.keys_of(table) if fk is not customer)
+    time = next((c.name for c in shop.table(table).columns if c.type == "datetime"), None)
+    return LogRoles(table, customer.column, item.column, basket, time, customer.parent, item.parent)
+
+
+class PurchaseModel:
+    """`fit(frames, shop)` on a real shop, then `sample(n_customers, seed)` returns a new log over its products."""
+
+    def __init__(self, neighbours: int = 50) -> None:
+        self.neighbours = neighbours
+
+    def fit(self, frames: dict[str, pd.DataFrame], shop: ShopSchema) -> PurchaseModel:
+        roles = self.roles_ = log_roles(shop, frames)
+        log = frames[roles.table]
+        order = [roles.customer, roles.time, roles.basket] if roles.time else [roles.customer, roles.basket]
+        log = log.sort_values(order, kind="stable").reset_index(drop=True)
+        self.items_ = frames[roles.items][shop.table(roles.items).primary_key].to_numpy()
+        position = pd.Series(np.arange(len(self.items_)), index=key_strings(pd.Series(self.items_)).to_numpy())
+        item = position.reindex(key_strings(log[roles.item]).to_numpy()).to_numpy()
+        if np.isnan(item.astype(float)).any():
+            raise ShopgenError(f"{roles.table}.{roles.item} holds values that are not keys of {roles.items}")
+        item = item.astype(np.int64)
+        basket = pd.factorize(log[roles.basket])[0]
+        customer = pd.factorize(log[roles.customer])[0]
+        self.baskets_per_customer_ = pd.Series(basket).groupby(customer).nunique().to_numpy()
+        self.lines_per_basket_ = np.bincount(basket)
+        self.popularity_ = np.bincount(item, minlength=len(self.items_)) / len(item)
+        self.neighbours_, self.weights_ = _neighbours(basket, item, len(self.items_), self.neighbours)
+        self.habits_ = _habits(customer, basket, item, self.neighbours_)
+        if roles.time:
+            moments = pd.to_datetime(log[roles.time], errors="coerce").groupby(basket).min()
+            self.moments_ = moments.dropna().to_numpy("datetime64[ns]").astype(np.int64)
+            self.time_format_ = shop.table(roles.table).column(roles.time).format
+        extras = [c for c in log.columns if c not in (roles.customer, roles.item, roles.basket, roles.time)]
+        by_item = np.argsort(item, kind="stable")
+        self.extras_ = log.loc[by_item, extras].reset_index(drop=True)
+        self.extra_start_ = np.searchsorted(item[by_item], np.arange(len(self.items_)))
+        self.extra_count_ = np.bincount(item, minlength=len(self.items_))
+        return self
+
+    def sample(self, n_customers: int, seed: int = 0, first_customer: int = 1, first_basket: int = 1) -> pd.DataFrame:
+        """The purchase lines of `n_customers` new customers (numbered from `first_customer`)."""
+        rng = np.random.default_rng(seed)
+        roles = self.roles_
+        counts = rng.choice(self.baskets_per_customer_, n_customers)
+        sizes = rng.choice(self.lines_per_basket_, int(counts.sum()))
+        cum_pop = np.cumsum(self.popularity_)
+        repeat, together, loyal = (self.habits_[h] for h in HABITS)
+        first_together = self.habits_["first basket together"]
+        cust_col, basket_col, item_col = [], [], []
+        b = 0
+        for c in range(n_customers):
+            history: list[int] = []
+            for _ in range(counts[c]):
+                lines: list[int] = []
+                u = rng.random((sizes[b], 2))
+                for j in range(sizes[b]):
+                    x = u[j, 0]
+                    if not history:
+                        pick = (self._neighbour(lines[int(u[j, 1] * len(lines))], rng) if lines and x < first_together
+                                else int(np.searchsorted(cum_pop, u[j, 1] * cum_pop[-1], side="right")))
+                    elif x < repeat:
+                        pick = history[int(u[j, 1] * len(history))]
+                    elif lines and x < repeat + together:
+                        pick = self._neighbour(lines[int(u[j, 1] * len(lines))], rng)
+                    elif x < repeat + together + loyal:
+                        pick = self._neighbour(history[int(u[j, 1] * len(history))], rng)
+                    else:
+                        pick = int(np.searchsorted(cum_pop, u[j, 1] * cum_pop[-1], side="right"))
+                    lines.append(min(pick, len(self.items_) - 1))
+                cust_col += [first_customer + c] * len(lines)
+                basket_col += [first_basket + b] * len(lines)
+                item_col += lines
+                history += lines
+                b += 1
+        item = np.asarray(item_col, dtype=np.int64)
+        out = pd.DataFrame({roles.customer: cust_col, roles.item: self.items_[item], roles.basket: basket_col})
+        if roles.time:
+            moments = rng.choice(self.moments_, len(sizes))
+            per_customer = np.repeat(np.arange(n_customers), counts)
+            moments = moments[np.lexsort((moments, per_customer))]  # each customer's baskets in time order
+            when = pd.to_datetime(moments[np.asarray(basket_col, dtype=np.int64) - first_basket])
+            out[roles.time] = when.strftime(self.time_format_) if self.time_format_ else when
+        row = self.extra_start_[item] + (rng.random(len(item)) * self.extra_count_[item]).astype(np.int64)
+        for column in self.extras_.columns:
+            out[column] = self.extras_[column].to_numpy()[row]
+        return out
+
+    def _neighbour(self, item: int, rng: np.random.Generator) -> int:
+        cum = self.weights_[item]
+        if cum is None:
+            return item
+        return int(self.neighbours_[item][np.searchsorted(cum, rng.random() * cum[-1], side="right")])
+
+
+def _neighbours(basket: np.ndarray, item: np.ndarray, n_items: int, k: int) -> tuple[list, list]:
+    """Each item's `k` most co-bought items (cosine over baskets) and their cumulative weights."""
+    x = sp.csr_matrix((np.ones(len(item)), (basket, item)), shape=(basket.max() + 1, n_items))
+    x.data[:] = 1.0  # a basket holds an item or not
+    co = (x.T @ x).tocsr().astype(np.float64)
+    norms = np.sqrt(co.diagonal())
+    co.setdiag(0)
+    co.eliminate_zeros()
+    neighbours, weights = [], []
+    for i in range(n_items):
+        start, end = co.indptr[i], co.indptr[i + 1]
+        if start == end:
+            neighbours.append(None)
+            weights.append(None)
+            continue
+        cols, vals = co.indices[start:end], co.data[start:end] / (norms[i] * norms[co.indices[start:end]])
+        top = np.argsort(-vals, kind="stable")[:k]
+        neighbours.append(cols[top])
+        weights.append(np.cumsum(vals[top]))
+    return neighbours, weights
+
+
+def _habits(customer: np.ndarray, basket: np.ndarray, item: np.ndarray, neighbours: list) -> dict[str, float]:
+    """The shares of real lines that were repeats, bought together or loyal, after a customer's first basket,
+    and that were bought together in a first basket (after its first line)."""
+    near = [frozenset() if n is None else frozenset(n.tolist()) for n in neighbours]
+    counts = dict.fromkeys((*HABITS, "first basket together"), 0)
+    later = first = 0
+    history: set[int] = set()
+    loyal: set[int] = set()  # the neighbours of the history's items
+    lines: list[int] = []
+    together: set[int] = set()
+    last_customer = last_basket = -1
+    for c, b, i in zip(customer.tolist(), basket.tolist(), item.tolist()):
+        if c != last_customer:
+            history, loyal, last_customer, lines = set(), set(), c, []
+        if b != last_basket:
+            for j in lines:
+                if j not in history:
+                    history.add(j)
+                    loyal |= near[j]
+            lines, together, last_basket = [], set(), b
+        if history:
+            later += 1
+            habit = ("repeat" if i in history else "together" if i in together else "loyal" if i in loyal else None)
+            if habit:
+                counts[habit] += 1
+        elif lines:
+            first += 1
+            counts["first basket together"] += i in together
+        lines.append(i)
+        together |= near[i]
+    shares = {h: counts[h] / max(later, 1) for h in HABITS}
+    shares["first basket together"] = counts["first basket together"] / max(first, 1)
+    return shares
