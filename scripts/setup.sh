@@ -11,6 +11,6 @@ want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[dev,airflow]"
+  .venv/bin/python -m pip install -q -e ".[dev,airflow,shop]"
   echo "$want" > "$stamp"
 fi

@@ -1,8 +1,9 @@
 """How alike a synthetic purchase log is to a real one, and whether recommenders trained on it work on real
 customers.
 
-- Fidelity: KS distances of baskets per customer, lines per basket and product popularity (each product's
-  share of the lines), the popularity Gini, repeat-purchase share and gaps between a customer's baskets.
+- Fidelity: KS distances of baskets per customer, lines per basket, gaps between a customer's baskets and
+  product popularity (the lines' products, ranked by the real popularity), the popularity Gini and the
+  repeat-purchase share.
 - Recommender utility (train on synthetic, test on real): the last basket of each held-out real customer is
   what they will buy; their earlier baskets are what the recommender sees of them. implicit's ALS and
   item-kNN (cosine), and a popularity ranking, are trained on one log and score recall@k (hits over
@@ -74,7 +75,12 @@ def gini(shares: np.ndarray) -> float:
 
 def fidelity(synthetic: pd.DataFrame, real: pd.DataFrame, roles: LogRoles, items: np.ndarray) -> dict[str, float]:
     a, b = behaviour(synthetic, roles, items), behaviour(real, roles, items)
-    out = {f"ks_{k}": float(ks_2samp(a[k], b[k]).statistic) for k in a if k != "repeat_share" and len(a[k]) and len(b[k])}
+    out = {f"ks_{k}": float(ks_2samp(a[k], b[k]).statistic) for k in a
+           if k not in ("repeat_share", "product_share") and len(a[k]) and len(b[k])}
+    # which product a line is, with products ranked by the real popularity: the largest gap between the two
+    # popularity curves (a KS over lines, as the other rows are over customers and baskets)
+    rank = np.argsort(-b["product_share"], kind="stable")
+    out["ks_product_popularity"] = float(np.abs(np.cumsum(a["product_share"][rank] - b["product_share"][rank])).max())
     out["gini"], out["gini_real"] = gini(a["product_share"]), gini(b["product_share"])
     out["repeat_share"], out["repeat_share_real"] = float(a["repeat_share"][0]), float(b["repeat_share"][0])
     return out
