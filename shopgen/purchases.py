@@ -8,7 +8,8 @@ basket only the second applies):
 - bought together: the product is one of the `neighbours` products most often in the same baskets as one
   already in this basket (item-item co-occurrence counts);
 - loyalty: a neighbour of a product from the customer's earlier baskets (customers keep to a few kinds).
-A line that is none of these is drawn by popularity. Each new line is a repeat, bought together or loyal
+A line that is none of these is drawn by popularity. A product already in the basket is drawn again, except
+for the real log's share of lines that repeat one in their basket. Each new line is a repeat, bought together or loyal
 with the share of real lines that were (`habits_`), so the log's structure is rebuilt from measured shares.
 Basket moments are drawn from the real baskets' moments (weekday, hour and season kept) and sorted per
 customer; a line's other columns (quantity, price paid) are those of a real line of the same product.
@@ -31,6 +32,7 @@ from shopgen.shop_schema import ShopSchema
 
 HABITS = ("repeat", "together", "loyal")  # after a customer's first basket
 MAX_REDRAWS = 50  # a customer who copies a real product set is drawn again up to this many times
+DUPLICATE_REDRAWS = 8  # draws for a line whose product is already in its basket
 DAMPINGS = tuple(k / 4 for k in range(13))  # 0 to 3: how much a neighbour's draw weight is divided by its popularity
 CALIBRATION_CUSTOMERS = 500
 
@@ -160,30 +162,39 @@ class PurchaseModel:
         return drawn, redrawn
 
     def _customer(self, rng: np.random.Generator, n_baskets: int, cum_pop: np.ndarray) -> list[list[int]]:
-        """One customer's baskets, each a list of product positions."""
-        repeat, together, loyal = (self.habits_[h] for h in HABITS)
-        first_together = self.habits_["first basket together"]
+        """One customer's baskets, each a list of product positions. A product already in the basket is drawn
+        again unless the line is one of the real log's repeated lines (`habits_["same basket"]`)."""
         history: list[int] = []
         baskets = []
         for size in rng.choice(self.lines_per_basket_, n_baskets):
             lines: list[int] = []
-            u = rng.random((size, 2))
-            for x, y in u:
-                if not history:
-                    pick = (self._neighbour(lines[int(y * len(lines))], rng) if lines and x < first_together
-                            else int(np.searchsorted(cum_pop, y * cum_pop[-1], side="right")))
-                elif x < repeat:
-                    pick = history[int(y * len(history))]
-                elif lines and x < repeat + together:
-                    pick = self._neighbour(lines[int(y * len(lines))], rng)
-                elif x < repeat + together + loyal:
-                    pick = self._neighbour(history[int(y * len(history))], rng)
-                else:
-                    pick = int(np.searchsorted(cum_pop, y * cum_pop[-1], side="right"))
-                lines.append(min(pick, len(self.items_) - 1))
+            held: set[int] = set()
+            for x, y, keep in rng.random((size, 3)):
+                pick = self._pick(x, y, lines, history, cum_pop, rng)
+                for _ in range(DUPLICATE_REDRAWS):
+                    if pick not in held or keep < self.habits_["same basket"]:
+                        break
+                    pick = self._pick(*rng.random(2), lines, history, cum_pop, rng)
+                lines.append(pick)
+                held.add(pick)
             baskets.append(lines)
             history += lines
         return baskets
+
+    def _pick(self, x: float, y: float, lines: list[int], history: list[int], cum_pop: np.ndarray,
+              rng: np.random.Generator) -> int:
+        """The next line's product: a repeat, bought together, loyal or popular, as uniform `x` falls."""
+        repeat, together, loyal = (self.habits_[h] for h in HABITS)
+        if not history:
+            if lines and x < self.habits_["first basket together"]:
+                return self._neighbour(lines[int(y * len(lines))], rng)
+        elif x < repeat:
+            return history[int(y * len(history))]
+        elif lines and x < repeat + together:
+            return self._neighbour(lines[int(y * len(lines))], rng)
+        elif x < repeat + together + loyal:
+            return self._neighbour(history[int(y * len(history))], rng)
+        return min(int(np.searchsorted(cum_pop, y * cum_pop[-1], side="right")), len(self.items_) - 1)
 
     def _neighbour(self, item: int, rng: np.random.Generator) -> int:
         cum = self.weights_[item]
@@ -222,7 +233,7 @@ def _habits(customer: np.ndarray, basket: np.ndarray, item: np.ndarray, neighbou
     """The shares of real lines that were repeats, bought together or loyal, after a customer's first basket,
     and that were bought together in a first basket (after its first line)."""
     near = [frozenset() if n is None else frozenset(n.tolist()) for n in neighbours]
-    counts = dict.fromkeys((*HABITS, "first basket together"), 0)
+    counts = dict.fromkeys((*HABITS, "first basket together", "same basket"), 0)
     later = first = 0
     history: set[int] = set()
     loyal: set[int] = set()  # the neighbours of the history's items
@@ -246,8 +257,10 @@ def _habits(customer: np.ndarray, basket: np.ndarray, item: np.ndarray, neighbou
         elif lines:
             first += 1
             counts["first basket together"] += i in together
+        counts["same basket"] += i in lines
         lines.append(i)
         together |= near[i]
     shares = {h: counts[h] / max(later, 1) for h in HABITS}
     shares["first basket together"] = counts["first basket together"] / max(first, 1)
+    shares["same basket"] = counts["same basket"] / max(later + first, 1)  # a product on two lines of one basket
     return shares

@@ -100,6 +100,7 @@ def recommenders(train: pd.DataFrame, split: Split, roles: LogRoles, items: np.n
     """recall@k and NDCG@k of ALS, item-kNN and popularity trained on `train`, on the held-out last baskets."""
     from implicit.als import AlternatingLeastSquares
     from implicit.nearest_neighbours import CosineRecommender
+    from threadpoolctl import threadpool_limits
 
     index = pd.Index(items).astype(str)
     users = pd.Index(train[roles.customer].unique())
@@ -116,7 +117,8 @@ def recommenders(train: pd.DataFrame, split: Split, roles: LogRoles, items: np.n
     ids, _ = knn.recommend(np.arange(len(held)), history, N=k, filter_already_liked_items=False)
     scores["item_knn"] = _score(ids, truth, k)
     als = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, random_state=seed)
-    als.fit(train_m, show_progress=False)
+    with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS's would fight them
+        als.fit(train_m, show_progress=False)
     ids, _ = als.recommend(np.arange(len(held)), history, N=k, filter_already_liked_items=False, recalculate_user=True)
     scores["als"] = _score(ids, truth, k)
     return scores
