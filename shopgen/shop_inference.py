@@ -72,11 +72,25 @@ class ShopInference:
 
 
 def _names(column: str, table: str, key: str) -> bool:
-    """Whether a column's header points at `table`: its key's name, or the table's name (singular or not)."""
+    """Whether a column's header points at `table`: its key's name (alone, or with a role: buyer_person_id for
+    person_id, when the key says more than 'id'), or the table's name (singular or not)."""
     words = {w.rstrip("s") for w in header_words(column)}
-    if column.lower() == key.lower() or words == {w.rstrip("s") for w in header_words(key)}:
+    key_words = {w.rstrip("s") for w in header_words(key)}
+    if column.lower() == key.lower() or words == key_words or (key_words - KEY_WORDS and key_words <= words):
         return True
     return bool(words & {w.rstrip("s") for w in header_words(table)})
+
+
+def _reaches(links: list[ForeignKey], start: str, goal: str) -> bool:
+    """Whether `start` already points, through the links, at `goal` (a new goal -> start link would close a cycle)."""
+    seen, todo = set(), [start]
+    while todo:
+        table = todo.pop()
+        if table == goal:
+            return True
+        seen.add(table)
+        todo += [fk.parent for fk in links if fk.table == table and fk.parent not in seen]
+    return False
 
 
 def _is_codes(keys: pd.Series) -> bool:
@@ -118,7 +132,7 @@ def infer_shop(frames: dict[str, pd.DataFrame], name: str = "shop") -> ShopInfer
             what = f"all {len(values):,} values ({len(distinct):,} distinct) are keys of"
             if len(named) == 1 or (not named and len(fits) == 1 and codes):
                 parent = named[0] if named else fits[0]
-                if any(fk.table == parent and fk.parent == child for fk in links):
+                if _reaches(links, parent, child):
                     keys.append(KeyDecision(child, col.name, "not a key", f"{what} {parent}, which already points "
                                             f"back at {child}: declare the one direction that holds", True))
                     continue
@@ -144,9 +158,10 @@ def infer_shop(frames: dict[str, pd.DataFrame], name: str = "shop") -> ShopInfer
             baskets.append((t, decision.column))
     rollups = []
     for fk in links:
-        found_rollups = _rollups(frames, schemas, fk, primary[fk.parent], {c for f in links for c in (f.column,)}
-                                 | {c for _, c in baskets} | {k for k in primary.values() if k})
-        for rollup, reason in found_rollups:
+        if sum(f.table == fk.table and f.parent == fk.parent for f in links) > 1:
+            continue  # two keys to one parent (a buyer and a seller): which rows a total sums is not one thing
+        taken = {f.column for f in links} | {c for _, c in baskets} | {k for k in primary.values() if k}
+        for rollup, reason in _rollups(frames, schemas, fk, primary[fk.parent], taken):
             if not any(r.table == rollup.table and r.column == rollup.column for r in rollups):
                 rollups.append(rollup)
                 keys.append(KeyDecision(rollup.table, rollup.column, "rollup", reason))

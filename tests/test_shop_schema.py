@@ -207,3 +207,16 @@ def test_a_bad_rollup_is_refused(rollup, message):
     raw["tables"]["customers"]["rollups"] = {"bought": rollup}
     with pytest.raises(SchemaError, match=message):
         ShopSchema.from_dict(raw)
+
+
+def test_two_keys_to_one_table_are_both_declared_and_sum_nothing():
+    """A sale's buyer and seller are both customers: two foreign keys to one table, and no total is declared,
+    since which of the two a customer's column would sum is not one thing."""
+    rng = np.random.default_rng(3)
+    people = pd.DataFrame({"person_id": np.arange(1, 41), "city": rng.choice(["a", "b"], 40)})
+    sales = pd.DataFrame({"buyer_person_id": rng.integers(1, 41, 300), "seller_person_id": rng.integers(1, 41, 300),
+                          "amount": rng.integers(1, 9, 300)})
+    people["bought"] = people["person_id"].map(sales.groupby("buyer_person_id").size()).fillna(0).astype(int)
+    shop = infer_shop({"people": people, "sales": sales}).schema
+    assert {fk.column for fk in shop.foreign_keys} == {"buyer_person_id", "seller_person_id"}
+    assert shop.rollups == ()
