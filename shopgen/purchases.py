@@ -20,7 +20,9 @@ Every draw comes from one generator seeded by `sample(seed=)`: the same model an
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from shopgen.errors import ShopgenError
 from shopgen.rollups import key_strings
 from shopgen.shop_schema import ShopSchema
 
+STATE, ARRAYS, EXTRAS = "purchases.json", "purchases.npz", "line_values.parquet"
 HABITS = ("repeat", "together", "loyal")  # after a customer's first basket
 MAX_REDRAWS = 50  # a customer who copies a real product set is drawn again up to this many times
 DUPLICATE_REDRAWS = 8  # draws for a line whose product is already in its basket
@@ -195,6 +198,52 @@ class PurchaseModel:
         elif x < repeat + together + loyal:
             return self._neighbour(history[int(y * len(history))], rng)
         return min(int(np.searchsorted(cum_pop, y * cum_pop[-1], side="right")), len(self.items_) - 1)
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """A folder of plain data: arrays (npz), the real lines' other values per product (parquet), the rest
+        as JSON; nothing that runs code when read."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        present = [i for i, n in enumerate(self.neighbours_) if n is not None]
+        sizes = np.zeros(len(self.items_) + 1, dtype=np.int64)
+        sizes[1:][present] = [len(self.neighbours_[i]) for i in present]
+        np.savez(directory / ARRAYS, baskets_per_customer=self.baskets_per_customer_,
+                 lines_per_basket=self.lines_per_basket_, popularity=self.popularity_,
+                 neighbour_indptr=np.cumsum(sizes),
+                 neighbour_index=np.concatenate([self.neighbours_[i] for i in present] or [np.zeros(0, np.int64)]),
+                 neighbour_weight=np.concatenate([self.weights_[i] for i in present] or [np.zeros(0)]),
+                 customer_sets=np.frombuffer(b"".join(sorted(self.customer_sets_)), np.uint8).reshape(-1, 16),
+                 moments=getattr(self, "moments_", np.zeros(0, np.int64)),
+                 extra_start=self.extra_start_, extra_count=self.extra_count_)
+        self.extras_.to_parquet(directory / EXTRAS, index=False)
+        state = {"neighbours": self.neighbours, "roles": vars(self.roles_), "items": self.items_.tolist(),
+                 "habits": self.habits_, "damping": self.damping_,
+                 "calibration": {str(k): v for k, v in self.calibration_.items()},
+                 "time_format": getattr(self, "time_format_", None)}
+        (directory / STATE).write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> PurchaseModel:
+        directory = Path(directory)
+        state = json.loads((directory / STATE).read_text())
+        self = cls(neighbours=state["neighbours"])
+        self.roles_ = LogRoles(**state["roles"])
+        self.items_ = np.asarray(state["items"], dtype=object)
+        self.habits_, self.damping_ = state["habits"], state["damping"]
+        self.calibration_ = {float(k): v for k, v in state["calibration"].items()}
+        with np.load(directory / ARRAYS, allow_pickle=False) as a:
+            self.baskets_per_customer_, self.lines_per_basket_ = a["baskets_per_customer"], a["lines_per_basket"]
+            self.popularity_ = a["popularity"]
+            ptr, index, weight = a["neighbour_indptr"], a["neighbour_index"], a["neighbour_weight"]
+            self.neighbours_ = [index[ptr[i]:ptr[i + 1]] if ptr[i + 1] > ptr[i] else None for i in range(len(self.items_))]
+            self.weights_ = [weight[ptr[i]:ptr[i + 1]] if ptr[i + 1] > ptr[i] else None for i in range(len(self.items_))]
+            self.customer_sets_ = {bytes(row) for row in a["customer_sets"]}
+            if self.roles_.time:
+                self.moments_, self.time_format_ = a["moments"], state["time_format"]
+            self.extra_start_, self.extra_count_ = a["extra_start"], a["extra_count"]
+        self.extras_ = pd.read_parquet(directory / EXTRAS)
+        return self
 
     def _neighbour(self, item: int, rng: np.random.Generator) -> int:
         cum = self.weights_[item]

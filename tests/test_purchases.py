@@ -99,3 +99,13 @@ def test_recommenders_learn_which_products_go_together():
     scores = recommenders(split.train, split, roles, frames["items"]["item"].to_numpy(), k=10)
     assert scores["item_knn"]["recall@10"] > 0.9 and scores["als"]["recall@10"] > 0.9
     assert scores["popularity"]["recall@10"] < 0.7
+
+
+def test_a_saved_model_samples_the_same_log(fitted, tmp_path):
+    """save_pretrained writes plain data (no pickle); the model read back writes the same log for a seed."""
+    _, _, model = fitted
+    model.save_pretrained(tmp_path / "purchases")
+    assert sorted(p.name for p in (tmp_path / "purchases").iterdir()) == [
+        "line_values.parquet", "purchases.json", "purchases.npz"]
+    again = PurchaseModel.from_pretrained(tmp_path / "purchases")
+    assert again.sample(25, seed=4).equals(model.sample(25, seed=4))
