@@ -25,19 +25,12 @@ def python_files(*folders: str) -> list[Path]:
     return [p for folder in folders for p in sorted((ROOT / folder).rglob("*.py"))]
 
 
-def imports(path: Path, typing_only: bool = True) -> list[tuple[str, str | None, int]]:
-    """(module, name or None, line) for every import in the file, those inside functions included, and
-    those under `if TYPE_CHECKING:` unless `typing_only` is false (they name a type; nothing runs)."""
+def imports(path: Path) -> list[tuple[str, str | None, int]]:
+    """(module, name or None, line) for every import in the file, those inside functions and under
+    `if TYPE_CHECKING:` included."""
     tree = ast.parse(path.read_text(), str(path))
-    skipped = set()
-    if not typing_only:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                skipped |= {id(n) for child in node.body for n in ast.walk(child)}
     out = []
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
         if isinstance(node, ast.Import):
             out += [(a.name, None, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -74,13 +67,13 @@ def test_no_private_name_is_imported_or_reached_across_modules():
 
 
 def test_no_import_cycle_in_the_package():
-    """Imports inside functions count too: a cycle there is the same tangle, only deferred. A type named
-    for an annotation (under TYPE_CHECKING) runs nothing and does not count."""
+    """Imports inside functions count too: a cycle there is the same tangle, only deferred; so do types named
+    for annotations (under TYPE_CHECKING): a module that needs another's type to be read depends on it."""
     modules = {module_name(p): p for p in python_files("shopgen")}
     graph = {}
     for name, path in modules.items():
         targets = set()
-        for module, imported, _ in imports(path, typing_only=False):
+        for module, imported, _ in imports(path):
             if imported is not None and f"{module}.{imported}" in modules:
                 targets.add(f"{module}.{imported}")
             elif module in modules:

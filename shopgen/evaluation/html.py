@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,19 @@ import pandas as pd
 from shopgen.evaluation import svg
 
 if TYPE_CHECKING:
-    from shopgen.evaluation.report import EvaluationReport
+    from shopgen.schema import CatalogSchema
+
+
+class Report(Protocol):
+    """What the page reads of a report (report.EvaluationReport, which imports this module to write itself)."""
+
+    scores: dict[str, float]
+    meta: dict[str, Any]
+    schema: CatalogSchema
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    details: dict[str, Any]
 
 MAX_PLOTTED_COLUMNS = 40
 TOP_LEVELS = 10
@@ -47,7 +59,7 @@ def _img(svg_text: str, alt: str) -> str:
     return f"<img class='plot' alt='{escape(alt)}' src='{svg.data_uri(svg_text)}'>"
 
 
-def _score_rows(report: EvaluationReport, section: str, skip_prefixes: tuple[str, ...] = ()) -> str:
+def _score_rows(report: Report, section: str, skip_prefixes: tuple[str, ...] = ()) -> str:
     from shopgen.evaluation.scores import describe
 
     rows = []
@@ -107,7 +119,7 @@ def _pair_heatmap(pairs: pd.DataFrame, columns: list[str]) -> str:
     return svg.heatmap(columns, matrix, "Column pair trends (synthetic vs real)")
 
 
-def _tabular(report: EvaluationReport) -> str:
+def _tabular(report: Report) -> str:
     tab = report.details.get("tabular")
     parts = [_score_rows(report, "tabular", skip_prefixes=("shape_",))]
     if tab is not None and len(tab.shapes):
@@ -148,7 +160,7 @@ def _tabular(report: EvaluationReport) -> str:
     return "".join(parts)
 
 
-def _text(report: EvaluationReport) -> str:
+def _text(report: Report) -> str:
     schema = report.schema
     if not schema.text_columns:
         return "<p class='muted'>The schema has no text columns.</p>"
@@ -169,7 +181,7 @@ def _text(report: EvaluationReport) -> str:
     return "".join(parts)
 
 
-def _privacy(report: EvaluationReport) -> str:
+def _privacy(report: Report) -> str:
     parts = [_score_rows(report, "privacy")]
     dist = report.details.get("distances") or {}
     d_syn, d_real = dist.get("synthetic"), dist.get("real")
@@ -184,7 +196,7 @@ def _privacy(report: EvaluationReport) -> str:
     return "".join(parts)
 
 
-def _utility(report: EvaluationReport) -> str:
+def _utility(report: Report) -> str:
     target = report.meta.get("utility_target")
     if not target:
         return "<p class='muted'>No numeric or categorical column to predict.</p>"
@@ -193,7 +205,7 @@ def _utility(report: EvaluationReport) -> str:
             "the real hold-out.</p>" + _score_rows(report, "utility"))
 
 
-def _examples(report: EvaluationReport) -> str:
+def _examples(report: Report) -> str:
     rows = report.synthetic.sample(min(EXAMPLE_ROWS, len(report.synthetic)), random_state=report.meta.get("seed", 0))
     head = "".join(f"<th>{escape(str(c))}</th>" for c in rows.columns)
     body = []
@@ -207,7 +219,7 @@ def _examples(report: EvaluationReport) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def render(report: EvaluationReport) -> str:
+def render(report: Report) -> str:
     """The whole page."""
     from shopgen.evaluation.scores import HEADLINE, describe
 
