@@ -4,8 +4,8 @@ In one run, on one trained text model and the same rows and sampling settings (t
 top-p, classifier-free guidance, stop at the end token or the field's cap), with guidance (the
 default) and without:
 - shopgen's batched sampler: tokens/s and products/s, in its default worker processes (one thread each,
-  shopgen/text/shards.py) and in one process on every thread; with its attention and draw in the native
-  kernels (shopgen/text/native.py) and, for the same rows, in torch ops (SHOPGEN_NATIVE=0's path);
+  shopgen/text/generate/shards.py) and in one process on every thread; with its attention and draw in the native
+  kernels (shopgen/text/kernels/) and, for the same rows, in torch ops (SHOPGEN_NATIVE=0's path);
 - HF `model.generate`, field by field (marker, text, end; then the next field), at batch 1 and at
   the same batch size as ours;
 - the roofline for this model: a measured fp32 matmul rate over 2 x parameters FLOPs per token;
@@ -44,10 +44,7 @@ import torch  # noqa: E402
 
 from shopgen.inference import infer_schema
 from shopgen.presets import get_preset  # noqa: E402
-from shopgen.text import (
-    SAMPLING_PRECISIONS,  # noqa: E402
-    native,  # noqa: E402
-)
+from shopgen.text import SAMPLING_PRECISIONS, kernels  # noqa: E402
 from shopgen.text.estimator import TextModel  # noqa: E402
 from shopgen.text.generate.sampler import SamplingConfig  # noqa: E402
 from shopgen.text.generate.shards import plan  # noqa: E402
@@ -148,8 +145,8 @@ def int8_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 def ours(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, seed: int, native_kernels: bool = True) -> dict:
     os.environ["SHOPGEN_NATIVE"] = "1" if native_kernels else "0"
-    native.kernel.cache_clear()
-    if native_kernels and native.kernel() is None:
+    kernels.kernel.cache_clear()
+    if native_kernels and kernels.kernel() is None:
         sys.exit("the native kernels did not build here (is there a C compiler?)")
     t0 = time.perf_counter()
     out = model.generate_tokens(prompts, torch.Generator().manual_seed(seed), cfg)
@@ -172,9 +169,9 @@ def hf(model: TextModel, prompts: list[list[int]], cfg: SamplingConfig, batch: i
     unfinished rows go on unguided. `lm`: the network to run (default: the model's own; a bf16 or int8 copy
     for `--precision`). The sampler's ban list goes in as `suppress_tokens`."""
     torch.manual_seed(seed)
-    lm, end, pad = lm or model.model_, model._id(END), model._id(PAD)
-    banned = list(model._banned_ids)  # the sampler's: padding, field markers, control characters
-    empty = model._encode([model.format_.empty_prompt()])[0]
+    lm, end, pad = lm or model.model_.to_hf(), model.token_id(END), model.token_id(PAD)
+    banned = list(model.banned_ids)  # the sampler's: padding, field markers, control characters
+    empty = model.encode([model.format_.empty_prompt()])[0]
     fields, tokens = model.field_specs(), 0
 
     def left_padded(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,18 +251,18 @@ def main() -> None:
         model = TextModel(preset.text, max_seconds=args.train_seconds).fit(schema, schema.check_frame(df))
         source = f"{args.preset} preset trained {args.train_seconds:.0f}s on {args.catalog}"
     rows = df.sample(args.rows, random_state=0, replace=True)
-    prompts = model._encode(model.format_.prompts(rows))
-    long_prompts = model._encode(model.format_.prompts(df.sample(args.long_rows, random_state=1, replace=True)))
+    prompts = model.encode(model.format_.prompts(rows))
+    long_prompts = model.encode(model.format_.prompts(df.sample(args.long_rows, random_state=1, replace=True)))
     cfg = SamplingConfig(batch_size=args.batch_size, guidance=args.guidance, precision=args.precision)  # guided
     if args.precision == "int8":
-        hf_lm = int8_copy(model.model_)
+        hf_lm = int8_copy(model.model_.to_hf())
     else:
-        hf_lm = copy.deepcopy(model.model_).to(torch.bfloat16 if args.precision == "bf16" else torch.float32)
+        hf_lm = model.model_.to_hf().to(torch.bfloat16 if args.precision == "bf16" else torch.float32)
     params = sum(p.numel() for n, p in model.model_.named_parameters() if "wpe" not in n)
     rate_start = matmul_rate()
     workers = plan(len(prompts), cfg.workers)
     model_rows = cfg.rows_per_step * (2 if guided(cfg, len(model.field_specs()) - 1) else 1)  # rows most steps run
-    shapes = shape_rate(model.model_, model_rows, workers, precision=args.precision)
+    shapes = shape_rate(model.model_.to_hf(), model_rows, workers, precision=args.precision)  # its Linear head too
     low = args.precision  # a precision below fp32 gets its own roofline beside fp32's
     rate_low = matmul_rate(precision=low) if low != "fp32" else None
 

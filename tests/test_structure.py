@@ -66,6 +66,27 @@ def test_no_private_name_is_imported_or_reached_across_modules():
     assert not found, "\n".join(found)
 
 
+def test_no_private_member_is_reached_from_outside_its_object():
+    """`obj._m` where `_m` is a method or attribute a shopgen class keeps private, on anything but `self` or
+    `cls`: tests and benchmarks use what a user can."""
+    private = set()
+    for path in python_files("shopgen"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                private |= {n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                            and is_private(n.name)}
+            if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and is_private(node.attr)
+                    and isinstance(node.value, ast.Name) and node.value.id == "self"):
+                private.add(node.attr)
+    found = []
+    for path in python_files("shopgen", "tests", "benchmarks", "scripts"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr in private
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} reaches .{node.attr}")
+    assert not found, "\n".join(found)
+
+
 def test_no_import_cycle_in_the_package():
     """Imports inside functions count too: a cycle there is the same tangle, only deferred; so do types named
     for annotations (under TYPE_CHECKING): a module that needs another's type to be read depends on it."""

@@ -41,13 +41,13 @@ def test_tokenizer_round_trips_text_and_keeps_markers_whole(tokenizer, fmt):
 
 def test_training_sequences_put_loss_on_text_only(sample_schema, sample_df):
     m = TextModel(PRESETS["fast"].text, max_seconds=3, max_epochs=1).fit(sample_schema, sample_df.head(60), show_progress=False)
-    prompt_ids = m._encode(m.format_.prompts(sample_df.head(2)))
+    prompt_ids = m.encode(m.format_.prompts(sample_df.head(2)))
     texts = {c: sample_df[c].head(2).tolist() for c in m.format_.text_columns}
-    ids = {c: m._encode(texts[c]) for c in texts}
-    (seq, labels, weights), _ = m._sequences(prompt_ids, texts, ids)
+    ids = {c: m.encode(texts[c]) for c in texts}
+    (seq, labels, weights), _ = m.sequences(prompt_ids, texts, ids)
     assert labels[: len(prompt_ids[0]) + 1] == [IGNORE] * (len(prompt_ids[0]) + 1)
     labelled = [t for t in labels if t != IGNORE]
-    assert labelled == ids["name"][0] + [m._id(END)] + ids["description"][0] + [m._id(END)]
+    assert labelled == ids["name"][0] + [m.token_id(END)] + ids["description"][0] + [m.token_id(END)]
     assert m.tokenizer_.decode(labelled[: len(ids["name"][0])]) == texts["name"][0]
     # short names weigh more per token than long descriptions, so each field's share of the loss is fairer
     assert [w for w, t in zip(weights, labels) if t == IGNORE] == [0.0] * (len(labels) - len(labelled))
@@ -69,9 +69,9 @@ def test_unconditional_rows_teach_the_text_after_the_empty_prompt(sample_schema,
     def empty_prompt_loss(m: TextModel) -> float:
         rows = sample_df.iloc[300:400]
         texts = {c: rows[c].tolist() for c in m.format_.text_columns}
-        empty = m._encode([m.format_.empty_prompt()]) * len(rows)
-        seqs = m._sequences(empty, texts, {c: m._encode(texts[c]) for c in texts})
-        return evaluate(m.model_, seqs, 16, m._id(PAD))
+        empty = m.encode([m.format_.empty_prompt()]) * len(rows)
+        seqs = m.sequences(empty, texts, {c: m.encode(texts[c]) for c in texts})
+        return evaluate(m.model_, seqs, 16, m.token_id(PAD))
 
     taught, plain = fit(0.5), fit(0.0)
     assert plain.sampling.guidance == 0 and taught.sampling.guidance > 0
@@ -133,8 +133,8 @@ def test_fit_trains_each_row_with_its_own_lead_passes(sample_schema, sample_df):
 def test_long_texts_are_cut_at_a_sentence_end(sample_schema, sample_df):
     m = TextModel(PRESETS["fast"].text, max_seconds=3, max_epochs=1).fit(sample_schema, sample_df.head(60), show_progress=False)
     text = "First sentence is here. Second one follows it. Third sentence is long enough to be cut off"
-    ids = m._encode([text])
-    cut = m._trim([text], ids, len(ids[0]) - 3)
+    ids = m.encode([text])
+    cut = m.trim([text], ids, len(ids[0]) - 3)
     assert m.tokenizer_.decode(cut[0]) == "First sentence is here. Second one follows it."
 
 
@@ -214,7 +214,7 @@ def test_generated_text_holds_no_control_characters_even_where_the_model_favours
     assert not {tok.convert_tokens_to_ids(c) for c in ("\u010a", "\u0109", "a")} & set(controls)  # "\n", tab
     with torch.no_grad():  # every control token scores three times the end token: ends become "\r" and such
         weight = text.model_.transformer.wte.weight  # also the output head
-        weight[controls] = 3 * weight[text._id(END)]
+        weight[controls] = 3 * weight[text.token_id(END)]
     texts, _, _ = text.generate(sample_df.head(40), seed=0, allow_copies=True, show_progress=False)
     cells = [v for v in texts.to_numpy().ravel() if isinstance(v, str)]
     assert len(cells) >= 40

@@ -62,7 +62,7 @@ class TextModel:
 
     # ---- fit -----------------------------------------------------------------------------------
     def fit(self, schema: CatalogSchema, df: pd.DataFrame, show_progress: bool = True) -> TextModel:
-        self.__dict__.pop("_banned_ids", None)  # derived from the tokenizer this fit replaces
+        self.__dict__.pop("banned_ids", None)  # derived from the tokenizer this fit replaces
         self.format_ = PromptFormat.fit(schema, df)
         columns = self.format_.text_columns
         prompts = self.format_.prompts(df)
@@ -86,44 +86,44 @@ class TextModel:
             self.model_ = GPT(_gpt_config(self.preset, self.tokenizer_, block))
         self.nullable_ = {c: schema.column(c).nullable for c in columns}
         self.max_length_ = limit
-        prompt_ids = self._encode(prompts)
-        text_ids = {c: self._encode([t or "" for t in texts[c]]) for c in columns}
+        prompt_ids = self.encode(prompts)
+        text_ids = {c: self.encode([t or "" for t in texts[c]]) for c in columns}
         self.caps_ = _field_caps(prompt_ids, text_ids, block)
-        text_ids = {c: self._trim(texts[c], text_ids[c], self.caps_[c] - 1) for c in columns}
+        text_ids = {c: self.trim(texts[c], text_ids[c], self.caps_[c] - 1) for c in columns}
         self.field_weights_ = _field_weights(text_ids, self.preset.field_balance)
-        seqs = self._sequences(prompt_ids, texts, text_ids)
+        seqs = self.sequences(prompt_ids, texts, text_ids)
         self.unconditional_share_ = self.preset.unconditional_share
         if not self.unconditional_share_:  # nothing to guide against: its own default is no guidance
             self.sampling = dataclasses.replace(self.sampling, guidance=0.0)
-        empty = [self._empty_prompt_ids()] * len(prompts)
+        empty = [self.empty_prompt_ids()] * len(prompts)
         self.guards_ = {c: CopyGuard.from_texts(texts[c], BOILERPLATE_SHARE) for c in columns}
         self.stats_ = train_lm(
             self.model_, seqs,
-            pad_id=self._id(PAD),
+            pad_id=self.token_id(PAD),
             batch_size=self.preset.batch_size,
             learning_rate=self.preset.learning_rate if not self.base else self.preset.learning_rate / 4,
             max_epochs=self.max_epochs or self.preset.max_epochs,
             max_seconds=self.max_seconds if self.max_seconds is not None else self.preset.max_seconds,
             seed=self.seed,
             show_progress=show_progress,
-            alternates=self._sequences(empty, texts, text_ids) if self.unconditional_share_ else None,
+            alternates=self.sequences(empty, texts, text_ids) if self.unconditional_share_ else None,
             alternate_share=self.unconditional_share_,
-            lead_tails=[len(ids) - lead_length(ids, self._id(END), self.preset.lead_next_tokens) for ids, _, _ in seqs],
+            lead_tails=[len(ids) - lead_length(ids, self.token_id(END), self.preset.lead_next_tokens) for ids, _, _ in seqs],
             lead_repeats=rare_lead_repeats(schema, df, self.format_.conditions, self.preset) if len(columns) > 1 else 0,
             precision=resolve_precision(self.precision),
         )
         return self
 
-    def _id(self, token: str) -> int:
+    def token_id(self, token: str) -> int:
         return int(self.tokenizer_.convert_tokens_to_ids(token))
 
-    def _empty_prompt_ids(self) -> list[int]:
-        return self._encode([self.format_.empty_prompt()])[0]
+    def empty_prompt_ids(self) -> list[int]:
+        return self.encode([self.format_.empty_prompt()])[0]
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
+    def encode(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer_(texts, add_special_tokens=False)["input_ids"] if texts else []
 
-    def _trim(self, texts: list[str | None], ids: list[list[int]], limit: int) -> list[list[int]]:
+    def trim(self, texts: list[str | None], ids: list[list[int]], limit: int) -> list[list[int]]:
         """Cut texts over `limit` tokens at their last sentence end inside it, so the model learns to finish."""
         long = [i for i, x in enumerate(ids) if len(x) > limit]
         if not long:
@@ -137,19 +137,19 @@ class TextModel:
                 text = text[: ends[-1]]
             cuts.append(text)
         out = list(ids)
-        for i, x in zip(long, self._encode(cuts)):
+        for i, x in zip(long, self.encode(cuts)):
             out[i] = x[:limit]
         return out
 
-    def _sequences(self, prompt_ids: list[list[int]], texts: dict, text_ids: dict) -> list[Seq]:
+    def sequences(self, prompt_ids: list[list[int]], texts: dict, text_ids: dict) -> list[Seq]:
         """(ids, labels, label weights) per row: prompt, then each field's marker, text and end token."""
-        end, null = self._id(END), self._id(NULL)
+        end, null = self.token_id(END), self.token_id(NULL)
         seqs = []
         for r, prompt in enumerate(prompt_ids):
             ids, labels, weights = list(prompt), [IGNORE] * len(prompt), [0.0] * len(prompt)
             for c in self.format_.text_columns:
                 body = [null] if texts[c][r] is None else text_ids[c][r]
-                ids += [self._id(marker(c)), *body, end]
+                ids += [self.token_id(marker(c)), *body, end]
                 labels += [IGNORE, *body, end]
                 weights += [0.0] + [self.field_weights_[c]] * (len(body) + 1)
             seqs.append((ids, labels, weights))
@@ -162,7 +162,7 @@ class TextModel:
     ) -> tuple[pd.DataFrame, pd.Series, int]:
         """Text for each row; also which rows still copy a training text after redraws, and how many were redrawn."""
         gen = torch.Generator().manual_seed(seed)
-        prompts = self._encode(self.format_.prompts(rows))
+        prompts = self.encode(self.format_.prompts(rows))
         columns = self.format_.text_columns
         out = pd.DataFrame(index=rows.index, columns=columns, dtype=object)
         todo = np.arange(len(rows))
@@ -189,7 +189,7 @@ class TextModel:
 
     def field_specs(self) -> list[FieldSpec]:
         """Each text field's marker, token cap (end token included) and nullability, in order."""
-        return [FieldSpec(self._id(marker(c)), self.caps_[c], self.nullable_[c]) for c in self.format_.text_columns]
+        return [FieldSpec(self.token_id(marker(c)), self.caps_[c], self.nullable_[c]) for c in self.format_.text_columns]
 
     def sampling_precision(self, cfg: SamplingConfig) -> str:
         """The number type the sampler's weight matmuls run in under `cfg` on this machine: the one place
@@ -205,21 +205,21 @@ class TextModel:
                                "with guidance; sample with guidance 0 or refit it")
         return generate_sharded(
             self.model_, prompts, self.field_specs(),
-            end_id=self._id(END), pad_id=self._id(PAD), null_id=self._id(NULL), banned_ids=self._banned_ids,
-            cfg=cfg, generator=gen, on_batch=on_batch, empty_prompt=self._empty_prompt_ids(),
+            end_id=self.token_id(END), pad_id=self.token_id(PAD), null_id=self.token_id(NULL), banned_ids=self.banned_ids,
+            cfg=cfg, generator=gen, on_batch=on_batch, empty_prompt=self.empty_prompt_ids(),
         )
 
     @functools.cached_property
-    def _banned_ids(self) -> list[int]:
+    def banned_ids(self) -> list[int]:
         """Tokens the sampler never draws: padding, the field markers and control characters; derived from the
         fitted tokenizer once, not per generate call (a redraw round is one)."""
-        markers = [self._id(marker(c)) for c in self.format_.conditions + self.format_.text_columns]
-        return [self._id(PAD), *markers, *control_token_ids(self.tokenizer_)]
+        markers = [self.token_id(marker(c)) for c in self.format_.conditions + self.format_.text_columns]
+        return [self.token_id(PAD), *markers, *control_token_ids(self.tokenizer_)]
 
     def _generate_texts(self, prompts: list[list[int]], gen: torch.Generator, cfg: SamplingConfig, on_batch) -> dict[str, list]:
         columns = self.format_.text_columns
         tokens = self.generate_tokens(prompts, gen, cfg, on_batch)
-        null = self._id(NULL)
+        null = self.token_id(NULL)
         result = {}
         for f, c in enumerate(columns):
             per_row = [row[f] for row in tokens]

@@ -235,12 +235,16 @@ class GPT(nn.Module):
     # ---- Hugging Face directories --------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
         """A GPT-2 directory (config.json, model.safetensors) that transformers' GPT2LMHeadModel loads."""
+        self.to_hf().save_pretrained(str(directory))
+
+    def to_hf(self) -> GPT2LMHeadModel:
+        """Hugging Face's GPT2LMHeadModel with these weights (a copy), for its `generate` and its ecosystem."""
         hf = GPT2LMHeadModel(self.config.to_hf())
         missing, unexpected = hf.load_state_dict(self.state_dict(), strict=False)
         if set(missing) - {"lm_head.weight"} or unexpected:
             raise RuntimeError(f"GPT-2's layout changed: missing {missing}, unexpected {unexpected}")
         hf.tie_weights()
-        hf.save_pretrained(str(directory))
+        return hf.eval()
 
     @classmethod
     def from_hf(cls, hf: nn.Module) -> GPT:
