@@ -363,8 +363,6 @@ class CatalogSchema:
             if len(units - {None}) > 1:
                 raise SchemaError(f"{where}: rule '{rule}' compares {' with '.join(sorted(units - {None}))}; "
                                   "rules hold between columns of one unit, remove it")
-        if not self.tabular_columns and not self.text_columns:
-            raise SchemaError(f"{where}: no columns to learn (only ids)")
 
     def check_frame(self, df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
         """Return `df` restricted to the schema's columns with numeric columns parsed; raise on misfits."""
@@ -407,7 +405,10 @@ class CatalogSchema:
 
     def check_training(self, df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
         """`check_frame`, and every value as validate would judge it: a model fitted on rows that break the
-        schema learns values its own output may not have (and redraws them forever)."""
+        schema learns values its own output may not have (and redraws them forever). A table of ids only (a shop's
+        link table) is a valid schema, but not one a catalog model can learn."""
+        if not self.tabular_columns and not self.text_columns:
+            raise SchemaError(f"schema {self.name!r}: no columns to learn (only ids); declare the other columns' types")
         out = self.check_frame(df, source)
         for col in self.columns:
             self._check_values(col, out[col.name], source)

@@ -220,3 +220,15 @@ def test_two_keys_to_one_table_are_both_declared_and_sum_nothing():
     shop = infer_shop({"people": people, "sales": sales}).schema
     assert {fk.column for fk in shop.foreign_keys} == {"buyer_person_id", "seller_person_id"}
     assert shop.rollups == ()
+
+
+def test_a_link_table_of_ids_only_is_part_of_a_shop_but_not_a_catalog_to_learn():
+    from shopgen.schema import CatalogSchema
+
+    raw = _raw()
+    raw["tables"]["tags"] = {"columns": {"customer": {"type": "id"}, "tag": {"type": "id"}},
+                             "foreign_keys": {"customer": "customers"}}
+    assert "tags" in ShopSchema.from_dict(raw).order
+    only_ids = CatalogSchema.from_dict({"name": "tags", "columns": {"tag": {"type": "id"}}})
+    with pytest.raises(SchemaError, match="no columns to learn"):
+        only_ids.check_training(pd.DataFrame({"tag": ["a", "b"]}))
