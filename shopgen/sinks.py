@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,3 +127,25 @@ def write_text(text: str, path: str | Path) -> Path:
     if not path.parent.exists():
         raise ShopgenError(f"output folder {str(path.parent)!r} does not exist; create it first")
     return _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_shop(frames: dict[str, pd.DataFrame], folder: str | Path, fmt: str = ".parquet") -> Path:
+    """Every table as `<table><fmt>` in a new (or empty) folder, which appears whole or not at all."""
+    folder = Path(folder)
+    if fmt not in (".csv", ".parquet", ".jsonl"):
+        raise ShopgenError(f"a shop is written as .csv, .parquet or .jsonl tables, not {fmt!r}")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ShopgenError(f"{str(folder)!r} exists and is not an empty folder; write a shop to a new folder")
+    remove_stale(folder)
+    tmp = temp_path(folder)
+    tmp.mkdir(mode=0o777 & ~_umask())
+    try:
+        for table, df in frames.items():
+            write(df, tmp / f"{table}{fmt}")
+        if folder.exists():
+            folder.rmdir()  # empty, checked above
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
