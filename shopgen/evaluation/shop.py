@@ -15,6 +15,7 @@ customers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,11 +114,13 @@ def recommenders(train: pd.DataFrame, split: Split, roles: LogRoles, items: np.n
     popular = np.argsort(-np.asarray(train_m.sum(axis=0)).ravel(), kind="stable")[:k]
     scores["popularity"] = _score([popular] * len(held), truth, k)
     knn = CosineRecommender(K=100)
-    knn.fit(train_m, show_progress=False)
+    with warnings.catch_warnings():  # implicit's item-kNN converts its own transposed matrix, and says so
+        warnings.filterwarnings("ignore", message="Method expects CSR input")
+        knn.fit(train_m, show_progress=False)
     ids, _ = knn.recommend(np.arange(len(held)), history, N=k, filter_already_liked_items=False)
     scores["item_knn"] = _score(ids, truth, k)
-    als = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, random_state=seed)
     with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS's would fight them
+        als = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, random_state=seed)
         als.fit(train_m, show_progress=False)
     ids, _ = als.recommend(np.arange(len(held)), history, N=k, filter_already_liked_items=False, recalculate_user=True)
     scores["als"] = _score(ids, truth, k)
