@@ -154,17 +154,21 @@ class PurchaseModel:
         if counts is None:
             counts = rng.choice(self.baskets_per_customer_, n_customers)
         cum_pop = np.cumsum(self.popularity_)
+        h = self.habits_  # cumulative thresholds, read once: a pick runs for every one of millions of lines
+        cuts = (h["first basket together"], h["repeat"], h["repeat"] + h["together"],
+                h["repeat"] + h["together"] + h["loyal"], h["same basket"])
         drawn, redrawn = [], 0
         for c in range(n_customers):
             for _ in range(MAX_REDRAWS + 1):
-                baskets = self._customer(rng, int(counts[c]), cum_pop)
+                baskets = self._customer(rng, int(counts[c]), cum_pop, cuts)
                 if set_key(item for basket in baskets for item in basket) not in self.customer_sets_:
                     break
                 redrawn += 1
             drawn.append(baskets)
         return drawn, redrawn
 
-    def _customer(self, rng: np.random.Generator, n_baskets: int, cum_pop: np.ndarray) -> list[list[int]]:
+    def _customer(self, rng: np.random.Generator, n_baskets: int, cum_pop: np.ndarray,
+                  cuts: tuple[float, ...]) -> list[list[int]]:
         """One customer's baskets, each a list of product positions. A product already in the basket is drawn
         again unless the line is one of the real log's repeated lines (`habits_["same basket"]`)."""
         history: list[int] = []
@@ -173,11 +177,11 @@ class PurchaseModel:
             lines: list[int] = []
             held: set[int] = set()
             for x, y, keep in rng.random((size, 3)):
-                pick = self._pick(x, y, lines, history, cum_pop, rng)
+                pick = self._pick(x, y, lines, history, cum_pop, cuts, rng)
                 for _ in range(DUPLICATE_REDRAWS):
-                    if pick not in held or keep < self.habits_["same basket"]:
+                    if pick not in held or keep < cuts[4]:
                         break
-                    pick = self._pick(*rng.random(2), lines, history, cum_pop, rng)
+                    pick = self._pick(*rng.random(2), lines, history, cum_pop, cuts, rng)
                 lines.append(pick)
                 held.add(pick)
             baskets.append(lines)
@@ -185,17 +189,17 @@ class PurchaseModel:
         return baskets
 
     def _pick(self, x: float, y: float, lines: list[int], history: list[int], cum_pop: np.ndarray,
-              rng: np.random.Generator) -> int:
+              cuts: tuple[float, ...], rng: np.random.Generator) -> int:
         """The next line's product: a repeat, bought together, loyal or popular, as uniform `x` falls."""
-        repeat, together, loyal = (self.habits_[h] for h in HABITS)
+        first_together, repeat, together, loyal, _ = cuts
         if not history:
-            if lines and x < self.habits_["first basket together"]:
+            if lines and x < first_together:
                 return self._neighbour(lines[int(y * len(lines))], rng)
         elif x < repeat:
             return history[int(y * len(history))]
-        elif lines and x < repeat + together:
+        elif lines and x < together:
             return self._neighbour(lines[int(y * len(lines))], rng)
-        elif x < repeat + together + loyal:
+        elif x < loyal:
             return self._neighbour(history[int(y * len(history))], rng)
         return min(int(np.searchsorted(cum_pop, y * cum_pop[-1], side="right")), len(self.items_) - 1)
 
