@@ -25,11 +25,13 @@ from shopgen.options import FitOptions, TextSampling
 if TYPE_CHECKING:
     import pandas as pd
 
+    from shopgen.bundle import Bundle
     from shopgen.evaluation.report import EvaluationReport
     from shopgen.inference import Inference
     from shopgen.schema import CatalogSchema
     from shopgen.shop_inference import ShopInference
     from shopgen.shop_schema import ShopSchema
+    from shopgen.shop_synthesizer import ShopSampleStats
     from shopgen.synthesizer import SampleStats
     from shopgen.validation import ValidationResult
 
@@ -93,14 +95,9 @@ def infer(data: str | Path, output: str | Path | None = None, name: str | None =
 def read_schema(path: str | Path) -> CatalogSchema | ShopSchema:
     """A YAML schema, or a bundle's: a shop's when it names tables, else a catalog's."""
     from shopgen.bundle import SCHEMA
-    from shopgen.schema import CatalogSchema, read_schema_yaml
-    from shopgen.shop_schema import ShopSchema
+    from shopgen.shop_schema import read_any_schema
 
-    path = Path(path) / SCHEMA if Path(path).is_dir() else Path(path)
-    raw = read_schema_yaml(path)
-    if isinstance(raw, dict) and "tables" in raw:
-        return ShopSchema.from_dict(raw, source=str(path))
-    return CatalogSchema.from_dict(raw, source=str(path))
+    return read_any_schema(Path(path) / SCHEMA if Path(path).is_dir() else path)
 
 
 def ddl(schema: str | Path, dialect: str = "postgresql", table: str | None = None) -> str:
@@ -144,19 +141,21 @@ class FitResult:
 
 
 def fit(data: str | Path, out: str | Path, options: FitOptions | None = None, schema: str | Path | None = None,
-        show_progress: bool = False) -> FitResult:
-    """Learn a catalog file and write the model bundle to `out`; the schema is inferred when none is given.
+        show_progress: bool = False) -> FitResult | ShopFitResult:
+    """Learn a catalog file, or a shop from a folder of tables, and write the model bundle to `out`; the
+    schema is inferred when none is given.
 
     With `epochs` and `text_epochs` set and time budgets that are not reached, training is deterministic
     for a seed, so two runs give the same bundle contents."""
     from shopgen.bundle import check_bundle_target
-    from shopgen.schema import CatalogSchema
     from shopgen.sources import read_catalog
 
     t0 = time.perf_counter()
     options = (options or FitOptions()).check()
     check_bundle_target(out)
-    cat = CatalogSchema.from_yaml(schema) if schema else None
+    if Path(data).is_dir():
+        return _fit_shop(Path(data), out, options, schema, show_progress, t0)
+    cat = _schema_of(schema, "catalog") if schema else None
     df = read_catalog(data)
     if cat is None:
         from shopgen.inference import infer_schema
@@ -166,14 +165,74 @@ def fit(data: str | Path, out: str | Path, options: FitOptions | None = None, sc
 
     synth = CatalogSynthesizer(cat, options, show_progress=show_progress).fit(df, source=str(data))
     synth.save(out)
-    stats = synth.text_model_.stats_ if synth.text_model_ is not None else None
     return FitResult(
         bundle=str(out), rows=synth.n_training_rows_, options=options, tabular_kind=synth.tabular_model_.kind_,
         tabular_epochs=getattr(synth.tabular_model_, "epochs_", None), selection=synth.tabular_model_.selection_,
-        text=None if stats is None else {"steps": stats.steps, "epochs": stats.epochs, "val_loss": _finite(stats.val_loss),
-                                         "stopped_by": stats.stopped_by, "precision": stats.precision},
-        seconds={**synth.fit_seconds_, "total": _since(t0)}, warnings=list(synth.fit_warnings_),
+        text=_text_summary(synth), seconds={**synth.fit_seconds_, "total": _since(t0)}, warnings=list(synth.fit_warnings_),
     )
+
+
+def _text_summary(synth: Any) -> dict[str, Any] | None:
+    stats = synth.text_model_.stats_ if synth.text_model_ is not None else None
+    return None if stats is None else {"steps": stats.steps, "epochs": stats.epochs, "val_loss": _finite(stats.val_loss),
+                                       "stopped_by": stats.stopped_by, "precision": stats.precision}
+
+
+def _schema_of(path: str | Path, kind: str) -> CatalogSchema | ShopSchema:
+    """A schema file that must be a catalog's (one table) or a shop's (tables), with a line saying which it is not."""
+    from shopgen.shop_schema import ShopSchema
+
+    found = read_schema(path)
+    if isinstance(found, ShopSchema) != (kind == "shop"):
+        given = "a shop's (it names tables)" if isinstance(found, ShopSchema) else "one catalog's"
+        want = "a folder of tables" if kind == "shop" else "one catalog file"
+        other = "one catalog file" if kind == "shop" else "a folder of tables"
+        raise ShopgenError(f"schema {str(path)!r} is {given}, so the data must be {other}, not {want}")
+    return found
+
+
+@dataclass
+class ShopFitResult:
+    bundle: str
+    rows: dict[str, int]
+    options: FitOptions
+    tables: dict[str, dict[str, Any]]
+    seconds: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "fit", "bundle": self.bundle, "rows": self.rows, "tabular": self.options.tabular,
+                "preset": self.options.preset, "tables": self.tables, "seconds": self.seconds, "warnings": self.warnings}
+
+    def describe(self) -> str:
+        rows = ", ".join(f"{t} {n:,}" for t, n in self.rows.items())
+        models = "; ".join(f"{t}: {m['tabular_kind']}" + (f" + text ({m['text']['steps']} steps)" if m["text"] else "")
+                           for t, m in self.tables.items())
+        return f"fitted a shop of {rows} rows in {self.seconds['total']:.0f}s ({models}; purchases) -> {self.bundle}"
+
+
+def _fit_shop(folder: Path, out: str | Path, options: FitOptions, schema: str | Path | None, show_progress: bool,
+              t0: float) -> ShopFitResult:
+    from shopgen.shop_synthesizer import ShopSynthesizer
+    from shopgen.sources import read_shop
+
+    frames = read_shop(folder)
+    if schema:
+        shop = _schema_of(schema, "shop")
+    else:
+        from shopgen.shop_inference import infer_shop
+
+        shop = infer_shop(frames, name=folder.resolve().name).schema
+    missing = sorted(set(shop.names) - set(frames))
+    if missing:
+        raise ShopgenError(f"folder {str(folder)!r} lacks the table(s) {missing} the schema names; add {missing[0]}.csv")
+    synth = ShopSynthesizer(shop, options, show_progress=show_progress).fit({t: frames[t] for t in shop.names})
+    synth.save(out)
+    tables = {t: {"tabular_kind": m.tabular_model_.kind_, "tabular_epochs": getattr(m.tabular_model_, "epochs_", None),
+                  "text": _text_summary(m), "seconds": m.fit_seconds_} for t, m in synth.table_models_.items()}
+    warnings = [f"{t}: {w}" for t, m in synth.table_models_.items() for w in m.fit_warnings_]
+    return ShopFitResult(str(out), {t: len(frames[t]) for t in shop.order}, options, tables,
+                         {"total": _since(t0)}, warnings)
 
 
 # ---- sample --------------------------------------------------------------------------------------
@@ -222,10 +281,13 @@ def sample(
     bundle: str | Path, n: int, output: str | Path, *, seed: int = 0,
     conditions: Mapping[str, Any] | list[str] | None = None, text: TextSampling | None = None,
     table: str | None = None, if_exists: str | None = None, csv_raw: bool = False,
-    create_folder: bool = False, show_progress: bool = False,
-) -> SampleResult:
+    create_folder: bool = False, products: str = "real", fmt: str = "parquet", show_progress: bool = False,
+) -> SampleResult | ShopSampleResult:
     """`n` valid rows from `bundle`, written atomically to a file (.csv, .parquet, .jsonl) or a database
     URL (`table`: default the schema's name). Same bundle, seed and text options: same rows.
+
+    A shop's bundle writes `n` new customers with their purchases, and the products, as a folder of `fmt`
+    tables or every table of a database; `products`: the real catalog (real) or new products (new).
 
     `conditions`: {"category": "Shoes", "price": (10, 50)} or ["category=Shoes", "price=10..50"].
     `if_exists`: a file's replace (default) or fail; a table's fail (default), replace or append.
@@ -241,8 +303,11 @@ def sample(
     output = str(output)
     if create_folder and not is_db_target(output):
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-    target = check_target(output, if_exists)
     opened = open_bundle(bundle)
+    if opened.is_shop:
+        return _sample_shop(opened, n, output, seed=seed, products=products, text=text, fmt=fmt, if_exists=if_exists,
+                            refused={"conditions": conditions, "table": table}, show_progress=show_progress, t0=t0)
+    target = check_target(output, if_exists)
     conds = _conditions(conditions, opened.schema)
     if not isinstance(target, Path):
         from shopgen.db import check
@@ -260,6 +325,65 @@ def sample(
     write(catalog, target, table, schema=synth.schema, if_exists=if_exists, show_progress=show_progress, raw=csv_raw)
     return SampleResult(output=str(target), table=table, rows=len(catalog), seed=seed, conditions=dict(conds or {}),
                         stats=stats, seconds={"sample": round(t1 - t0, 2), "write": _since(t1), "total": _since(t0)})
+
+
+@dataclass
+class ShopSampleResult:
+    output: str
+    rows: dict[str, int]
+    seed: int
+    products: str
+    stats: ShopSampleStats
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "sample", "output": self.output, "rows": self.rows, "seed": self.seed,
+                "products": self.products, "stats": self.stats.to_dict(), "seconds": self.seconds}
+
+    def notes(self) -> list[str]:
+        """What a user should know about the tables written: values only a few training rows carried."""
+        return [f"{table}: {count} rows carry a {column!r} value that fewer than five training rows had"
+                for table, stats in self.stats.tables.items() for column, count in stats.rare_level_copies.items() if count]
+
+    def describe(self) -> str:
+        rows = ", ".join(f"{t} {n:,}" for t, n in self.rows.items())
+        return (f"wrote a shop of {rows} rows ({self.products} products) to {self.output} in "
+                f"{self.seconds['total']:.1f}s; every foreign key resolves and every rollup is computed from the "
+                f"lines; {self.stats.customers_redrawn} customers redrawn for repeating a real customer's products")
+
+
+def _sample_shop(opened: Bundle, n: int, output: str, *, seed: int, products: str, text: TextSampling, fmt: str,
+                 if_exists: str | None, refused: dict[str, Any], show_progress: bool, t0: float) -> ShopSampleResult:
+    """A shop's tables to a new folder, or to a database all or nothing (db.write_shop)."""
+    from shopgen.db import is_db_target
+    from shopgen.shop_synthesizer import PRODUCTS, ShopSynthesizer
+    from shopgen.sinks import check_shop_target, write_shop
+
+    given = [k for k, v in refused.items() if v]
+    if given:
+        raise ShopgenError(f"{given[0]} applies to one catalog's bundle; a shop's bundle writes every table of the shop")
+    if products not in PRODUCTS:
+        raise ShopgenError(f"products {products!r} is unknown; use real (the real catalog) or new (new products)")
+    if is_db_target(output):
+        from shopgen.db import check_shop, parse_target
+
+        target = parse_target(output)
+        check_shop(target, opened.schema, if_exists or "fail")
+    else:
+        if if_exists not in (None, "fail"):
+            raise ShopgenError(f"--if-exists {if_exists!r} does not apply to a shop's folder: it is always written new")
+        target = check_shop_target(output, fmt)
+    synth = ShopSynthesizer.load(opened, show_progress=show_progress)
+    tables, stats = synth.sample(n, seed=seed, products=products, text=text)
+    t1 = time.perf_counter()
+    if is_db_target(output):
+        from shopgen.db import write_shop as db_write_shop
+
+        db_write_shop(tables, target, opened.schema, if_exists=if_exists or "fail", show_progress=show_progress)
+    else:
+        write_shop(tables, target, fmt)
+    return ShopSampleResult(str(target), {t: len(f) for t, f in tables.items()}, seed, products, stats,
+                            {"sample": round(t1 - t0, 2), "write": _since(t1), "total": _since(t0)})
 
 
 def _conditions(value: Mapping[str, Any] | list[str] | str | None, schema: CatalogSchema) -> dict[str, Any] | None:

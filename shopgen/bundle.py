@@ -26,6 +26,7 @@ from pathlib import Path
 
 from shopgen.errors import BundleError
 from shopgen.schema import CatalogSchema
+from shopgen.shop_schema import ShopSchema, read_any_schema
 from shopgen.tempfiles import remove_stale, temp_path
 
 # 2: the tabular model derives columns another column fixes and draws rare levels within a parent
@@ -156,15 +157,20 @@ SCHEMA = "schema.yaml"
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle's folder, manifest and schema: what a command needs before it loads the models."""
+    """A verified bundle's folder, manifest and schema: what a command needs before it loads the models.
+    A shop's bundle has a ShopSchema and a model per learned table inside it."""
 
     path: Path
     manifest: dict
-    schema: CatalogSchema
+    schema: CatalogSchema | ShopSchema
+
+    @property
+    def is_shop(self) -> bool:
+        return isinstance(self.schema, ShopSchema)
 
 
 def open_bundle(path: str | Path) -> Bundle:
     """Verify a bundle once (`verify_bundle`) and read its schema; models load later from the result."""
     path = Path(path)
     manifest = verify_bundle(path)
-    return Bundle(path, manifest, CatalogSchema.from_yaml(path / SCHEMA))
+    return Bundle(path, manifest, read_any_schema(path / SCHEMA))

@@ -73,7 +73,7 @@ def schema_ddl(
 # ---- fit ---------------------------------------------------------------------------------------
 @app.command()
 def fit(
-    data: str = typer.Argument(..., help="Catalog file to learn (csv, parquet, jsonl)."),
+    data: str = typer.Argument(..., help="Catalog file to learn (csv, parquet, jsonl), or a folder of a shop's tables (customers, products, purchase lines)."),
     out: str = typer.Option(..., "--out", help="Directory for the model bundle."),
     schema: str = typer.Option(None, "--schema", help="YAML schema (default: inferred from DATA and saved in the bundle)."),
     tabular: str = typer.Option("ctgan", help="Tabular model: ctgan, tvae, copula, or auto (each fitted on 80 % of the rows and judged on the rest; the one a classifier tells apart least from real rows is refitted on all: about twice the time)."),
@@ -89,7 +89,7 @@ def fit(
     seed: int = typer.Option(0, min=0, help="Training seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Learn a catalog: tabular model, then text model; writes a bundle directory."""
+    """Learn a catalog (tabular model, then text model), or a whole shop; writes a bundle directory."""
     from shopgen import app as steps
     from shopgen.options import FitOptions
 
@@ -99,7 +99,7 @@ def fit(
     result = steps.fit(data, out, options, schema=schema, show_progress=not quiet)
     for message in result.warnings:
         typer.echo(f"warning: {message}", err=True)
-    if result.selection:
+    if isinstance(result, steps.FitResult) and result.selection:
         scores = ", ".join(f"{k} {v:.3f}" for k, v in result.selection.items())
         typer.echo(f"tabular model chosen: {result.tabular_kind} (detection AUC on held-out rows, 0.5 best: {scores})",
                    err=True)
@@ -110,8 +110,8 @@ def fit(
 @app.command()
 def sample(
     bundle: str = typer.Argument(..., help="Model bundle directory written by `shopgen fit`."),
-    n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to write."),
-    output: str = typer.Option(..., "-o", "--output", help="Output file (.csv, .parquet, .jsonl) or database URL (sqlite:///x.db, postgresql://…, mysql://…)."),
+    n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to write (a shop: new customers, with their purchases)."),
+    output: str = typer.Option(..., "-o", "--output", help="Output file (.csv, .parquet, .jsonl) or database URL (sqlite:///x.db, postgresql://…, mysql://…); a shop: a new folder, or a database URL for every table."),
     seed: int = typer.Option(0, min=0, help="Same seed, bundle and --text-workers give the same catalog."),
     where: list[str] = typer.Option(None, "--where", help="Condition every row: COLUMN=VALUE or COLUMN=LOW..HIGH (repeatable)."),
     temperature: float = typer.Option(None, min=0.05, max=5.0, help="Text sampling temperature (default: the bundle's, 1.0)."),
@@ -125,9 +125,12 @@ def sample(
     table: str = typer.Option(None, "--table", help="Table, when -o is a database (default: the schema's name)."),
     if_exists: str = typer.Option(None, "--if-exists", help="When the output exists: a file's replace (default) or fail; a database table's fail (default), replace or append."),
     csv_raw: bool = typer.Option(False, "--csv-raw", help="Write CSV text cells as they are, even those a spreadsheet would run as a formula (= + - @); by default they get a leading apostrophe."),
+    products: str = typer.Option("real", "--products", help="A shop: the customers buy the real products (real) or as many new ones the bundle writes, with their text (new)."),
+    fmt: str = typer.Option("parquet", "--format", help="A shop: its tables' file format in the output folder: parquet, csv or jsonl."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Generate N valid rows from a bundle and write them atomically (a file, or a database table)."""
+    """Generate N valid rows from a bundle and write them atomically (a file, or a database table); a shop's
+    bundle writes every table of a new shop (a folder of tables, or a database, all or nothing)."""
     from shopgen import app as steps
     from shopgen.options import TextSampling
 
@@ -135,7 +138,7 @@ def sample(
                         guide_all_fields=guide_all_fields, workers=text_workers, precision=text_precision,
                         allow_copies=allow_copies)
     result = steps.sample(bundle, n, output, seed=seed, conditions=where or None, text=text, table=table,
-                          if_exists=if_exists, csv_raw=csv_raw, show_progress=not quiet)
+                          if_exists=if_exists, csv_raw=csv_raw, products=products, fmt=fmt, show_progress=not quiet)
     _out(result.describe())
     for note in result.notes():
         typer.echo(f"note: {note}", err=True)

@@ -30,6 +30,7 @@ from shopgen.schema import CatalogSchema, read_schema_yaml
 
 SHOP_KEYS = {"foreign_keys", "basket", "rollups"}  # what a table's entry may hold beside a catalog schema's keys
 AGGREGATES = ("count", "count_distinct", "sum", "min", "max", "median", "mean")
+TABLE_NAME = re.compile(r"\w[\w\-. ]{0,63}")  # a file name in a folder of tables, never a path
 _ROLLUP_RE = re.compile(r"\s*(\w+)\s*\((.+)\)\s*")
 
 
@@ -129,8 +130,9 @@ class ShopSchema:
         tables, keys, baskets, rollups = [], [], [], []
         names = [str(n) for n in raw["tables"]]
         for name, spec in raw["tables"].items():
-            if not isinstance(name, str) or not name:
-                raise SchemaError(f"{source}: table name {name!r} must be text")
+            if not isinstance(name, str) or not TABLE_NAME.fullmatch(name):
+                raise SchemaError(f"{source}: table name {name!r} must be 1-64 letters, digits, '_', '-', '.' or spaces, "
+                                  "starting with a letter, digit or '_' (it names the table's file)")
             if not isinstance(spec, dict):
                 raise SchemaError(f"{source}: table {name!r} must be a mapping with 'columns'")
             at = f"{source}, table {name!r}"
@@ -237,3 +239,11 @@ class ShopSchema:
             raise SchemaError(f"{at}: {r.column} is {target.type}, which {r.func} of {r.child} rows cannot fill")
         if r.func in ("count", "count_distinct") and target.type != "integer":
             raise SchemaError(f"{at}: a count goes in an integer column, and {r.column} is {target.type}")
+
+
+def read_any_schema(path: str | Path) -> CatalogSchema | ShopSchema:
+    """A YAML schema file: a shop's when it names tables, else one catalog's."""
+    raw = read_schema_yaml(path)
+    if isinstance(raw, dict) and "tables" in raw:
+        return ShopSchema.from_dict(raw, source=str(path))
+    return CatalogSchema.from_dict(raw, source=str(path))

@@ -31,6 +31,9 @@ FILE_IF_EXISTS = ("fail", "replace")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+SHOP_FORMATS = ("parquet", "csv", "jsonl")
+
+
 def check_target(path: str | Path, if_exists: str | None = None) -> Path | DbTarget:
     """Fail before any work is done when the output cannot be written (a database URL: its form only).
 
@@ -129,19 +132,27 @@ def write_text(text: str, path: str | Path) -> Path:
     return _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def write_shop(frames: dict[str, pd.DataFrame], folder: str | Path, fmt: str = ".parquet") -> Path:
-    """Every table as `<table><fmt>` in a new (or empty) folder, which appears whole or not at all."""
+def check_shop_target(folder: str | Path, fmt: str) -> Path:
+    """Fail before any work is done when a shop cannot be written to `folder` as `fmt` tables."""
     folder = Path(folder)
-    if fmt not in (".csv", ".parquet", ".jsonl"):
-        raise ShopgenError(f"a shop is written as .csv, .parquet or .jsonl tables, not {fmt!r}")
+    if fmt not in SHOP_FORMATS:
+        raise ShopgenError(f"a shop is written as {', '.join(SHOP_FORMATS)} tables, not {fmt!r}")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ShopgenError(f"{str(folder)!r} exists and is not an empty folder; write a shop to a new folder")
+    if not folder.parent.is_dir():
+        raise ShopgenError(f"output folder {str(folder.parent)!r} does not exist; create it first")
+    return folder
+
+
+def write_shop(frames: dict[str, pd.DataFrame], folder: str | Path, fmt: str = "parquet") -> Path:
+    """Every table as `<table>.<fmt>` in a new (or empty) folder, which appears whole or not at all."""
+    folder = check_shop_target(folder, fmt)
     remove_stale(folder)
     tmp = temp_path(folder)
     tmp.mkdir(mode=0o777 & ~_umask())
     try:
         for table, df in frames.items():
-            write(df, tmp / f"{table}{fmt}")
+            write(df, tmp / f"{table}.{fmt}")
         if folder.exists():
             folder.rmdir()  # empty, checked above
         os.replace(tmp, folder)

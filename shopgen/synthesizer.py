@@ -219,34 +219,41 @@ class CatalogSynthesizer:
             yield batch
 
     def save(self, path: str | Path) -> Path:
-        def fill(tmp: Path) -> dict:
-            (tmp / SCHEMA).write_text(self.schema.to_yaml(), encoding="utf-8")
-            safepickle.dump(self.tabular_model_, tmp / "tabular.pkl", tmp / "tabular.safetensors")
-            if self.text_model_ is not None:
-                self.text_model_.save_pretrained(tmp / TEXT_DIR)
-            return {
-                "schema": self.schema.to_dict(), "training_rows": self.n_training_rows_,
-                "tabular": self.options.tabular, "preset": self.options.preset, "fit_seconds": self.fit_seconds_,
-                "tabular_epochs": getattr(self.tabular_model_, "epochs_", None),
-                "tabular_kind": self.tabular_model_.kind_, "tabular_selection": self.tabular_model_.selection_,
-                "text_training": self.text_model_.stats_.to_dict() if self.text_model_ else None,
-            }
+        """The model bundle: `write_files` into a folder that appears whole, with every file's hash."""
+        return write_bundle(path, self.write_files)
 
-        return write_bundle(path, fill)
+    def write_files(self, folder: Path) -> dict:
+        """The model's files in `folder` (a bundle's, or one table's inside a shop's); returns what the
+        manifest records about it, which `read_files` needs back."""
+        (folder / SCHEMA).write_text(self.schema.to_yaml(), encoding="utf-8")
+        safepickle.dump(self.tabular_model_, folder / "tabular.pkl", folder / "tabular.safetensors")
+        if self.text_model_ is not None:
+            self.text_model_.save_pretrained(folder / TEXT_DIR)
+        return {
+            "schema": self.schema.to_dict(), "training_rows": self.n_training_rows_,
+            "tabular": self.options.tabular, "preset": self.options.preset, "fit_seconds": self.fit_seconds_,
+            "tabular_epochs": getattr(self.tabular_model_, "epochs_", None),
+            "tabular_kind": self.tabular_model_.kind_, "tabular_selection": self.tabular_model_.selection_,
+            "text_training": self.text_model_.stats_.to_dict() if self.text_model_ else None,
+        }
 
     @classmethod
     def load(cls, bundle: str | Path | Bundle, show_progress: bool = True) -> CatalogSynthesizer:
         """Read a bundle with nothing able to run code: safetensors weights and an allow-list unpickler
         (shopgen.safepickle). A path is verified first (hashes, and the signature when a key is set); a
         `Bundle` from `open_bundle` already was."""
+        opened = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
+        return cls.read_files(opened.path, opened.schema, opened.manifest, show_progress)
+
+    @classmethod
+    def read_files(cls, folder: Path, schema: CatalogSchema, info: dict, show_progress: bool = True) -> CatalogSynthesizer:
+        """The model `write_files` wrote to `folder` (already verified), `info` being what it returned."""
         from shopgen.text.estimator import TextModel
 
-        opened = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
-        path, manifest = opened.path, opened.manifest
-        self = cls(opened.schema, tabular=manifest["tabular"], preset=manifest["preset"], show_progress=show_progress)
-        self.tabular_model_ = safepickle.load(path / "tabular.pkl", path / "tabular.safetensors")
-        text_dir = path / TEXT_DIR
+        self = cls(schema, tabular=info["tabular"], preset=info["preset"], show_progress=show_progress)
+        self.tabular_model_ = safepickle.load(folder / "tabular.pkl", folder / "tabular.safetensors")
+        text_dir = folder / TEXT_DIR
         self.text_model_ = TextModel.from_pretrained(text_dir, get_preset(self.options.preset).text) if text_dir.is_dir() else None
-        self.n_training_rows_ = manifest["training_rows"]
-        self.fit_seconds_ = manifest["fit_seconds"]
+        self.n_training_rows_ = info["training_rows"]
+        self.fit_seconds_ = info["fit_seconds"]
         return self

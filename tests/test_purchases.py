@@ -109,36 +109,3 @@ def test_a_saved_model_samples_the_same_log(fitted, tmp_path):
         "line_values.parquet", "purchases.json", "purchases.npz"]
     again = PurchaseModel.from_pretrained(tmp_path / "purchases")
     assert again.sample(25, seed=4).equals(model.sample(25, seed=4))
-
-
-def test_a_sampled_shop_has_new_customers_every_key_resolving_and_totals_that_agree(fitted, tmp_path):
-    """New customers with their own columns drawn by a model, their lines over the real products, and every
-    rollup equal to what the lines add up to; the folder of tables appears whole."""
-    from shopgen.shop_synthesizer import ShopSynthesizer
-    from shopgen.sinks import write_shop
-
-    frames, shop, _ = fitted
-    frames = dict(frames)
-    lines = frames["order_lines"]
-    customers = frames["customers"].copy()
-    customers["orders"] = customers["customer_id"].map(lines.groupby("customer_id")["order_no"].nunique())
-    frames["customers"] = customers
-    shop = infer_shop(frames).schema
-    assert [r.column for r in shop.rollups_of("customers")] == ["orders"]
-    synth = ShopSynthesizer(shop, show_progress=False).fit(frames)
-    out = synth.sample(50, seed=2)
-    assert list(out) == shop.order
-    assert out["products"].equals(frames["products"])
-    new = out["customers"]
-    assert list(new.columns) == ["customer_id", "region", "orders"] and new["customer_id"].is_unique
-    assert set(new["region"]) <= set(frames["customers"]["region"])
-    log = out["order_lines"]
-    assert set(log["customer_id"]) <= set(new["customer_id"]) and set(log["sku"]) <= set(out["products"]["sku"])
-    per_customer = log.groupby("customer_id")["order_no"].nunique().reindex(new["customer_id"], fill_value=0)
-    assert new["orders"].tolist() == per_customer.tolist()
-    again = synth.sample(50, seed=2)
-    assert all(again[t].equals(out[t]) for t in out)
-    folder = write_shop(out, tmp_path / "shop")
-    assert sorted(p.name for p in folder.iterdir()) == ["customers.parquet", "order_lines.parquet", "products.parquet"]
-    with pytest.raises(ShopgenError, match="not an empty folder"):
-        write_shop(out, folder)
