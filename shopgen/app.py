@@ -281,13 +281,13 @@ def sample(
     bundle: str | Path, n: int, output: str | Path, *, seed: int = 0,
     conditions: Mapping[str, Any] | list[str] | None = None, text: TextSampling | None = None,
     table: str | None = None, if_exists: str | None = None, csv_raw: bool = False,
-    create_folder: bool = False, products: str = "real", fmt: str = "parquet", show_progress: bool = False,
+    create_folder: bool = False, products: str = "real", table_format: str = "parquet", show_progress: bool = False,
 ) -> SampleResult | ShopSampleResult:
     """`n` valid rows from `bundle`, written atomically to a file (.csv, .parquet, .jsonl) or a database
     URL (`table`: default the schema's name). Same bundle, seed and text options: same rows.
 
-    A shop's bundle writes `n` new customers with their purchases, and the products, as a folder of `fmt`
-    tables or every table of a database; `products`: the real catalog (real) or new products (new).
+    A shop's bundle writes `n` new customers with their purchases, and the products, as a folder of
+    `table_format` tables or every table of a database; `products`: the real catalog (real) or new products (new).
 
     `conditions`: {"category": "Shoes", "price": (10, 50)} or ["category=Shoes", "price=10..50"].
     `if_exists`: a file's replace (default) or fail; a table's fail (default), replace or append.
@@ -305,7 +305,7 @@ def sample(
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     opened = open_bundle(bundle)
     if opened.is_shop:
-        return _sample_shop(opened, n, output, seed=seed, products=products, text=text, fmt=fmt, if_exists=if_exists,
+        return _sample_shop(opened, n, output, seed=seed, products=products, text=text, fmt=table_format, if_exists=if_exists,
                             refused={"conditions": conditions, "table": table}, show_progress=show_progress, t0=t0)
     target = check_target(output, if_exists)
     conds = _conditions(conditions, opened.schema)
@@ -435,16 +435,71 @@ class ValidateResult:
         return self
 
 
-def validate(data: str | Path, schema: str | Path, table: str | None = None) -> ValidateResult:
+def validate(data: str | Path, schema: str | Path, table: str | None = None) -> ValidateResult | ShopValidateResult:
     """Check a catalog file, or a database table when `data` is a URL (`table`: default the schema's name),
-    against the schema's expectations. The result says what failed; `check()` raises it."""
-    from shopgen.schema import CatalogSchema
+    against the schema's expectations; a folder of a shop's tables against a shop schema, keys and rollups
+    included. The result says what failed; `check()` raises it."""
     from shopgen.validation import validate as run_validation
 
     t0 = time.perf_counter()
-    cat = CatalogSchema.from_yaml(schema)
+    if Path(str(data)).is_dir():
+        return _validate_shop(Path(data), schema, table, t0)
+    cat = _schema_of(schema, "catalog")
     df = _read(str(data), table, cat)
     return ValidateResult(str(data), run_validation(df, cat), {"total": _since(t0)})
+
+
+@dataclass
+class ShopValidateResult:
+    data: str
+    tables: dict[str, ValidationResult]
+    seconds: dict[str, float]
+
+    @property
+    def success(self) -> bool:
+        return all(v.success for v in self.tables.values())
+
+    def summary(self) -> str:
+        failed = [t for t, v in self.tables.items() if not v.success]
+        rows = sum(v.n_rows for v in self.tables.values())
+        checks = sum(v.n_expectations for v in self.tables.values())
+        if not failed:
+            return f"{rows} rows in {len(self.tables)} tables passed all {checks} expectations, keys and rollups included"
+        return "; ".join(f"{t}: {self.tables[t].summary()}" for t in failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "validate", "data": self.data, "success": self.success, "summary": self.summary(),
+                "tables": {t: {"success": v.success, "rows": v.n_rows, "expectations": v.n_expectations,
+                               "failures": dict(v.failures)} for t, v in self.tables.items()},
+                "seconds": self.seconds}
+
+    def describe(self) -> str:
+        return f"{'PASS' if self.success else 'FAIL'} {self.data}: {self.summary()}"
+
+    def lines(self) -> list[str]:
+        """One line per expectation of each table, then the verdict."""
+        out = [f"FAIL  {t}.{label}: {v.failures[label]} rows, e.g. {v.examples.get(label, [])}" if label in v.failures
+               else f"ok    {t}.{label}" for t, v in self.tables.items() for label in v.labels]
+        return [*out, ("PASS  " if self.success else "FAIL  ") + self.summary()]
+
+    def check(self) -> ShopValidateResult:
+        if not self.success:
+            raise ValidationFailed(f"{self.data} fails validation: {self.summary()}")
+        return self
+
+
+def _validate_shop(folder: Path, schema: str | Path, table: str | None, t0: float) -> ShopValidateResult:
+    from shopgen.sources import read_shop
+    from shopgen.validation import validate_shop
+
+    if table is not None:
+        raise ShopgenError("--table names one table; a shop's folder is checked table by table")
+    shop = _schema_of(schema, "shop")
+    frames = read_shop(folder)
+    missing = sorted(set(shop.names) - set(frames))
+    if missing:
+        raise ShopgenError(f"folder {str(folder)!r} lacks the table(s) {missing} the schema names; add {missing[0]}.csv")
+    return ShopValidateResult(str(folder), validate_shop(frames, shop), {"total": _since(t0)})
 
 
 def _read(data: str, table: str | None, schema: CatalogSchema) -> pd.DataFrame:
@@ -478,33 +533,38 @@ class SeedResult:
 def seed(
     db: str | Path, table: str | None = None, *, bundle: str | Path | None = None, rows: int | None = None,
     data: str | Path | None = None, schema: str | Path | None = None, if_exists: str = "fail", seed: int = 0,
-    batch_size: int = DEFAULT_SEED_BATCH, show_progress: bool = False,
-) -> SeedResult:
+    batch_size: int = DEFAULT_SEED_BATCH, products: str = "real", show_progress: bool = False,
+) -> SeedResult | ShopSeedResult:
     """Fill a database table, all or nothing. Either generate (`bundle` + `rows`, streamed in batches of
     `batch_size`; the same seed and batch size give the same rows) or load a catalog file already made
     (`data`, checked against `schema`, default the bundle's, which also gives the table its types and
-    constraints). `table`: default the schema's name, else the file's stem."""
+    constraints). `table`: default the schema's name, else the file's stem.
+
+    A shop (a shop's bundle, or `data` a folder of its tables) fills every table, parents first, with its
+    PRIMARY and FOREIGN KEYs, all or nothing: `rows` new customers with their purchases, over the real or
+    new `products`."""
     from shopgen.db import check, check_if_exists, parse_target
     from shopgen.db import write as db_write
     from shopgen.db.ddl import check_table_name
     from shopgen.limits import check_rows
-    from shopgen.schema import CatalogSchema
 
     t0 = time.perf_counter()
     if (bundle is None) == (data is None) or (data is None and rows is None):
         raise ShopgenError("seed needs either bundle and rows (generate) or data (load a catalog file)")
     check_if_exists(if_exists)
-    if data is None:
-        check_rows(rows, seed, streamed=True)
-        if batch_size < 1:
-            raise ShopgenError(f"batch_size {batch_size} is below 1; use e.g. {DEFAULT_SEED_BATCH}")
-    target = parse_target(str(db))
     opened = None
     if bundle is not None:
         from shopgen.bundle import open_bundle
 
         opened = open_bundle(bundle)
-    cat = CatalogSchema.from_yaml(schema) if schema else (opened.schema if opened else None)
+    if (opened is not None and opened.is_shop) or (data is not None and Path(data).is_dir()):
+        return _seed_shop(db, table, opened, rows, data, schema, if_exists, seed, products, batch_size, show_progress, t0)
+    if data is None:
+        check_rows(rows, seed, streamed=True)
+        if batch_size < 1:
+            raise ShopgenError(f"batch_size {batch_size} is below 1; use e.g. {DEFAULT_SEED_BATCH}")
+    target = parse_target(str(db))
+    cat = _schema_of(schema, "catalog") if schema else (opened.schema if opened else None)
     table = check_table_name(table or (cat.name if cat else Path(str(data)).stem))
     if data is not None:
         from shopgen.sources import read_catalog
@@ -526,6 +586,66 @@ def seed(
     return SeedResult(db=str(target), table=table, rows=loaded.rows, source=source, method=loaded.method,
                       seconds={"generate": round(loaded.input_seconds, 2),
                                "load": round(loaded.seconds - loaded.input_seconds, 2), "total": _since(t0)})
+
+
+@dataclass
+class ShopSeedResult:
+    db: str
+    rows: dict[str, int]
+    source: dict[str, Any]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": "seed", "db": self.db, "rows": self.rows, **self.source, "seconds": self.seconds}
+
+    def describe(self) -> str:
+        rows = ", ".join(f"{t} {n:,}" for t, n in self.rows.items())
+        s = self.seconds
+        return (f"seeded a shop of {rows} rows into {self.db} in {s['total']:.1f}s (generating {s['generate']:.1f}s, "
+                f"loading {s['load']:.1f}s), with every primary and foreign key declared")
+
+
+def _seed_shop(db: str | Path, table: str | None, opened: Bundle | None, rows: int | None, data: str | Path | None,
+               schema: str | Path | None, if_exists: str, seed: int, products: str, batch_size: int,
+               show_progress: bool, t0: float) -> ShopSeedResult:
+    from shopgen.db import check_shop, parse_target, write_shop
+    from shopgen.limits import check_rows
+
+    if table is not None:
+        raise ShopgenError("--table names one table; a shop's tables keep their own names")
+    target = parse_target(str(db))
+    if data is not None:
+        from shopgen.sources import read_shop
+
+        frames = read_shop(data)
+        if schema:
+            shop = _schema_of(schema, "shop")
+        elif opened is not None:
+            shop = opened.schema
+        else:
+            from shopgen.shop_inference import infer_shop
+
+            shop = infer_shop(frames, name=Path(data).resolve().name).schema
+        missing = sorted(set(shop.names) - set(frames))
+        if missing:
+            raise ShopgenError(f"folder {str(data)!r} lacks the table(s) {missing} the schema names; add {missing[0]}.csv")
+        frames = {t: shop.table(t).check_frame(frames[t], source=f"{data}/{t}") for t in shop.order}
+        check_shop(target, shop, if_exists)
+        source: dict[str, Any] = {"data": str(data)}
+    else:
+        from shopgen.shop_synthesizer import PRODUCTS, ShopSynthesizer
+
+        check_rows(rows, seed)
+        if products not in PRODUCTS:
+            raise ShopgenError(f"products {products!r} is unknown; use real (the real catalog) or new (new products)")
+        shop = opened.schema
+        check_shop(target, shop, if_exists)  # before the models load: a doomed seed fails in a second
+        frames = ShopSynthesizer.load(opened, show_progress=show_progress).sample(rows, seed=seed, products=products).tables
+        source = {"bundle": str(opened.path), "seed": seed, "products": products}
+    t1 = time.perf_counter()
+    loaded = write_shop(frames, target, shop, if_exists=if_exists, batch_size=batch_size, show_progress=show_progress)
+    return ShopSeedResult(str(target), {x.table: x.rows for x in loaded}, source,
+                          {"generate": round(t1 - t0, 2), "load": _since(t1), "total": _since(t0)})
 
 
 # ---- evaluate ------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def sample(
                         guide_all_fields=guide_all_fields, workers=text_workers, precision=text_precision,
                         allow_copies=allow_copies)
     result = steps.sample(bundle, n, output, seed=seed, conditions=where or None, text=text, table=table,
-                          if_exists=if_exists, csv_raw=csv_raw, products=products, fmt=fmt, show_progress=not quiet)
+                          if_exists=if_exists, csv_raw=csv_raw, products=products, table_format=fmt, show_progress=not quiet)
     _out(result.describe())
     for note in result.notes():
         typer.echo(f"note: {note}", err=True)
@@ -149,28 +149,30 @@ def sample(
 def seed_cmd(
     bundle: str = typer.Argument(..., help="Model bundle directory written by `shopgen fit`."),
     db: str = typer.Option(..., "--db", help="sqlite:///file.db (or a .db path), postgresql://user@host/db, mysql://user@host/db."),
-    table: str = typer.Option(..., "--table", help="Table to fill; created from the bundle's schema."),
-    n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to load."),
-    if_exists: str = typer.Option("fail", "--if-exists", help="If the table exists: fail, replace or append."),
+    table: str = typer.Option(None, "--table", help="Table to fill, created from the bundle's schema (default: the schema's name); a shop's tables keep their names."),
+    n: int = typer.Option(..., "-n", "--rows", min=1, help="Number of valid rows to load (a shop: new customers, with their purchases)."),
+    if_exists: str = typer.Option("fail", "--if-exists", help="If the table exists: fail, replace or append (a shop: fail or replace, all its tables together)."),
     seed: int = typer.Option(0, min=0, help="Same seed, bundle and batch size give the same rows."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Rows generated and loaded per batch."),
+    products: str = typer.Option("real", "--products", help="A shop: the customers buy the real products (real) or new ones the bundle writes (new)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Fill a database table with N generated rows, all or nothing, streamed in batches."""
+    """Fill a database table with N generated rows, all or nothing, streamed in batches; a shop's bundle fills
+    every table of a new shop, parents first, with PRIMARY and FOREIGN KEYs, all or nothing."""
     from shopgen import app as steps
 
     result = steps.seed(db, table, bundle=bundle, rows=n, if_exists=if_exists, seed=seed, batch_size=batch_size,
-                        show_progress=not quiet)
+                        products=products, show_progress=not quiet)
     _out(result.describe())
 
 
 # ---- validate ----------------------------------------------------------------------------------
 @app.command("validate")
 def validate_cmd(
-    data: str = typer.Argument(..., help="Catalog file to check."),
-    schema: str = typer.Option(..., "--schema", help="YAML schema to check against."),
+    data: str = typer.Argument(..., help="Catalog file to check, or a folder of a shop's tables."),
+    schema: str = typer.Option(..., "--schema", help="YAML schema (or a bundle) to check against."),
 ) -> None:
-    """Check a catalog against a schema's expectations; exit 1 if any fails."""
+    """Check a catalog (or a shop: every table, its keys and rollups) against a schema's expectations; exit 1 if any fails."""
     from shopgen import app as steps
 
     result = steps.validate(data, schema)

@@ -103,8 +103,9 @@ TEXT_OPTIONS = tuple(text_key(f.name) for f in dataclasses.fields(TextSampling))
 
 
 def fit(data: str | Path, out: str | Path, schema: str | Path | None = None, show_progress: bool | str = False,
-        **options: Any) -> app.FitResult:
-    """`shopgen fit`: learn `data` and write the bundle to `out`; `options` are FitOptions' fields."""
+        **options: Any) -> app.FitResult | app.ShopFitResult:
+    """`shopgen fit`: learn `data` (a catalog file, or a folder of a shop's tables) and write the bundle to
+    `out`; `options` are FitOptions' fields."""
     _known(options, FIT_OPTIONS, "fit")
     return app.fit(str(data), str(out), _options(FitOptions, options), schema=_text(schema),
                    show_progress=_bool(show_progress, "show_progress"))
@@ -112,18 +113,21 @@ def fit(data: str | Path, out: str | Path, schema: str | Path | None = None, sho
 
 def sample(bundle: str | Path, rows: int | str, output: str | Path, seed: int | str = 0,
            conditions: Mapping[str, Any] | list[str] | str | None = None, table: str | None = None,
-           if_exists: str | None = None, csv_raw: bool | str = False, show_progress: bool | str = False,
-           **text: Any) -> app.SampleResult:
+           if_exists: str | None = None, csv_raw: bool | str = False, products: str = "real",
+           table_format: str = "parquet", show_progress: bool | str = False,
+           **text: Any) -> app.SampleResult | app.ShopSampleResult:
     """`shopgen sample`: `rows` valid rows from `bundle` to a file or a database URL; `text` are
     TextSampling's fields (with text_workers and text_precision for its workers and precision).
-    The output's folder is created: a pipeline owns its work folder."""
+    A shop's bundle: `rows` new customers, over the real or new `products`, as a folder of `table_format`
+    tables or a database. The output's folder is created: a pipeline owns its work folder."""
     _known(text, TEXT_OPTIONS, "sample")
     n = _int(rows, "rows")
     if n is None:
         raise ShopgenError("rows is missing; say how many rows to generate, e.g. rows: 1000")
     return app.sample(str(bundle), n, str(output), seed=_count(seed, "seed", 0), conditions=conditions or None,
                       text=_options(TextSampling, text, text_key), table=_text(table), if_exists=_text(if_exists),
-                      csv_raw=_bool(csv_raw, "csv_raw"), create_folder=True,
+                      csv_raw=_bool(csv_raw, "csv_raw"), create_folder=True, products=_text(products) or "real",
+                      table_format=_text(table_format) or "parquet",
                       show_progress=_bool(show_progress, "show_progress"))
 
 
@@ -136,13 +140,14 @@ def validate(data: str | Path, schema: str | Path, table: str | None = None, fai
 
 def seed(db: str | Path, table: str | None = None, bundle: str | Path | None = None, rows: int | str | None = None,
          data: str | Path | None = None, schema: str | Path | None = None, if_exists: str = "fail",
-         seed: int | str = 0, batch_size: int | str = app.DEFAULT_SEED_BATCH,
-         show_progress: bool | str = False) -> app.SeedResult:
-    """Fill a database table, all or nothing: generate from `bundle` + `rows`, or load a catalog file (`data`)."""
+         seed: int | str = 0, batch_size: int | str = app.DEFAULT_SEED_BATCH, products: str = "real",
+         show_progress: bool | str = False) -> app.SeedResult | app.ShopSeedResult:
+    """Fill a database table, all or nothing: generate from `bundle` + `rows`, or load a catalog file (`data`);
+    a shop's bundle or folder fills every table of the shop."""
     return app.seed(str(db), _text(table), bundle=_text(bundle), rows=_int(rows, "rows"), data=_text(data),
                     schema=_text(schema), if_exists=_text(if_exists) or "fail", seed=_count(seed, "seed", 0),
                     batch_size=_count(batch_size, "batch_size", app.DEFAULT_SEED_BATCH),
-                    show_progress=_bool(show_progress, "show_progress"))
+                    products=_text(products) or "real", show_progress=_bool(show_progress, "show_progress"))
 
 
 def _gates(value: Any, option: str) -> dict[str, float]:

@@ -170,7 +170,8 @@ def infer_shop(frames: dict[str, pd.DataFrame], name: str = "shop") -> ShopInfer
         as_ids = {fk.column for fk in links if fk.table == t} | {c for b, c in baskets if b == t}
         if primary[t] and t in pointed:
             as_ids.add(primary[t])
-        tables.append(_with_ids(schema, as_ids, primary[t] if primary[t] in as_ids else schema.primary_key))
+        schema = _with_ids(schema, as_ids, primary[t] if primary[t] in as_ids else schema.primary_key)
+        tables.append(_open_ranges(schema, [r for r in rollups if r.table == t]))
         found[t] = replace(found[t], schema=tables[-1], decisions=tuple(
             replace(d, kind="id", reason="a key of the shop (below)", doubtful=False, evidence={}) if d.column in as_ids
             else d for d in found[t].decisions))
@@ -250,6 +251,18 @@ def _equal(found: pd.Series, real: pd.Series, target: Column) -> bool:
     a, b = pd.to_numeric(found, errors="coerce").to_numpy(float), pd.to_numeric(real, errors="coerce").to_numpy(float)
     tolerance = 0.5 * 10.0 ** -target.decimals if target.decimals is not None else 1e-9 * np.maximum(np.abs(b), 1)
     return bool(np.all((np.abs(a - b) <= tolerance) | (np.isnan(a) & np.isnan(b))))
+
+
+def _open_ranges(schema: CatalogSchema, rollups: list[Rollup]) -> CatalogSchema:
+    """Rollup columns without the real table's range and value set: they are computed from however many lines a
+    sample has (fewer customers sell fewer units), so the real extremes are not bounds of theirs. A count
+    keeps its floor of 0."""
+    if not rollups:
+        return schema
+    funcs = {r.column: r.func for r in rollups}
+    return schema.with_columns(**{
+        name: replace(schema.column(name), min=0 if func in ("count", "count_distinct") else None, max=None, values=None)
+        for name, func in funcs.items()})
 
 
 def _with_ids(schema: CatalogSchema, as_ids: set[str], primary: str | None) -> CatalogSchema:

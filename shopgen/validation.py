@@ -7,13 +7,18 @@ One ephemeral context and suite per schema is built once and reused for every ba
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from shopgen.schema import CatalogSchema, within_decimals
+
+if TYPE_CHECKING:
+    from shopgen.shop_schema import ShopSchema
 
 EXAMPLES = 3
 EXAMPLE_CHARS = 60  # an example cell is shown this long at most: a 10 MB cell is a mistake to point at, not print
@@ -92,6 +97,10 @@ def expectations(schema: CatalogSchema) -> list:
 
 @lru_cache(maxsize=8)
 def _suite(schema: CatalogSchema):
+    return _build(schema.name, expectations(schema))
+
+
+def _build(name: str, expected: list):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -100,8 +109,8 @@ def _suite(schema: CatalogSchema):
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = ctx.data_sources.add_pandas("shopgen").add_dataframe_asset(name="catalog")
     definition = batch.add_batch_definition_whole_dataframe("whole")
-    suite = ctx.suites.add(gx.ExpectationSuite(name=schema.name))
-    for exp in expectations(schema):
+    suite = ctx.suites.add(gx.ExpectationSuite(name=name))
+    for exp in expected:
         suite.add_expectation(exp)
     return definition, suite
 
@@ -170,3 +179,57 @@ def _parsed(frame: pd.DataFrame, schema: CatalogSchema) -> tuple[pd.DataFrame, d
             values = np.where(near, np.round(values, decimals), values)
         frame[col.name] = values
     return frame, unreadable
+
+
+def validate_shop(frames: Mapping[str, pd.DataFrame], shop: ShopSchema) -> dict[str, ValidationResult]:
+    """Every table of a shop against its own suite, plus what ties the tables together: each foreign key's
+    values are keys of its parent (a Great Expectations value-set expectation built for this data) and each
+    rollup equals what its child rows add up to. Results by table, parents first."""
+    import great_expectations.expectations as gxe
+
+    from shopgen.rollups import key_strings, rollup_values
+
+    out = {}
+    for table in shop.order:
+        frame = frames[table].reset_index(drop=True)
+        result = validate(frame, shop.table(table))
+        links = [fk for fk in shop.keys_of(table) if fk.column in frame]
+        if links:
+            keyed = pd.DataFrame({fk.column: key_strings(frame[fk.column]).reindex(frame.index) for fk in links})
+            expected = [gxe.ExpectColumnValuesToBeInSet(
+                meta={"label": f"{fk.column}: a key of {fk.parent}"}, column=fk.column,
+                value_set=sorted(set(key_strings(frames[fk.parent][shop.table(fk.parent).primary_key]))))
+                for fk in links]
+            definition, suite = _build(f"{table} keys", expected)
+            found = definition.get_batch(batch_parameters={"dataframe": keyed}).validate(suite, result_format="COMPLETE")
+            for r in found.results:
+                label = r.expectation_config.meta["label"]
+                result.labels.append(label)
+                if not r.success:
+                    _fail(result, label, r.result.get("unexpected_index_list") or [],
+                          list(r.result.get("partial_unexpected_list") or [])[:EXAMPLES])
+        for rollup in shop.rollups_of(table):
+            label = f"{rollup.column}: = {rollup}"
+            result.labels.append(label)
+            if rollup.column not in frame:
+                continue  # reported as the column's "exists" failure
+            want = rollup_values(dict(frames), shop, rollup).reset_index(drop=True)
+            column = shop.table(table).column(rollup.column)
+            have = frame[rollup.column]
+            if column.type == "datetime":
+                differ = column.parse_moments(have) != column.parse_moments(want)
+            else:
+                a, b = pd.to_numeric(have, errors="coerce").to_numpy(float), pd.to_numeric(want, errors="coerce").to_numpy(float)
+                differ = pd.Series(~(np.isclose(a, b, rtol=1e-9, atol=10.0 ** -(column.decimals or 6)) | (np.isnan(a) & np.isnan(b))))
+            differ = differ & ~(have.isna() & want.isna())
+            rows = np.flatnonzero(differ.to_numpy())
+            if len(rows):
+                _fail(result, label, rows.tolist(), [f"{have.iloc[i]} (lines give {want.iloc[i]})" for i in rows[:EXAMPLES]])
+        out[table] = result
+    return out
+
+
+def _fail(result: ValidationResult, label: str, rows: list, examples: list) -> None:
+    result.failures[label] = len(rows)
+    result.examples[label] = [_shorten(v) for v in examples]
+    result.bad_rows = np.union1d(result.bad_rows, np.asarray(rows, dtype=int)).astype(int)

@@ -146,6 +146,9 @@ def test_the_command_line_fits_a_folder_and_samples_a_shop(tmp_path):
     shop = infer_shop(shop_frames()).schema
     _check_shop({t: out[t] for t in shop.order}, shop)
     assert len(out["customers"]) == 25
+    checked = shopgen("validate", tmp_path / "out", "--schema", tmp_path / "bundle")
+    assert checked.returncode == 0, checked.stderr
+    assert "ok    order_lines.sku: a key of products" in checked.stdout and "PASS" in checked.stdout.splitlines()[-1]
     one_line_error(shopgen("sample", tmp_path / "bundle", "-n", "5", "-o", tmp_path / "out"), 2, "not an empty folder")
     one_line_error(shopgen("sample", tmp_path / "bundle", "-n", "5", "-o", tmp_path / "o2", "--where", "region=north"),
                    2, "conditions applies to one catalog")
@@ -154,3 +157,23 @@ def test_the_command_line_fits_a_folder_and_samples_a_shop(tmp_path):
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
     one_line_error(shopgen("fit", folder, "--out", tmp_path / "b2", "--schema", tmp_path / "bundle" / "customers.yaml"),
                    2, "does not exist")
+
+
+def test_validate_checks_every_table_its_foreign_keys_and_its_rollups(fitted, tmp_path):
+    """A sampled shop passes; a line pointing at no product and a units-sold total that disagrees with the
+    lines are each caught, by row."""
+    from shopgen.validation import validate_shop
+
+    _, shop, synth = fitted
+    out, _ = synth.sample(30, seed=1)
+    assert all(v.success for v in validate_shop(out, shop).values())
+    dangling = {**out, "order_lines": out["order_lines"].copy()}
+    dangling["order_lines"].loc[3, "sku"] = "P-9999X"
+    lines = validate_shop(dangling, shop)["order_lines"]
+    assert lines.failures == {"sku: a key of products": 1} and lines.bad_rows.tolist() == [3]
+    wrong = {**out, "products": out["products"].copy()}
+    wrong["products"].loc[[0, 5], "units_sold"] += 1
+    products = validate_shop(wrong, shop)["products"]
+    label = "units_sold: = sum(order_lines.quantity)"
+    assert set(products.failures) == {label} and sorted(products.bad_rows.tolist()) == [0, 5]
+    assert "lines give" in products.examples[label][0]

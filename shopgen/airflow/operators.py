@@ -53,7 +53,7 @@ class ShopgenOperator(BaseOperator):
 
 
 class ShopgenFitOperator(ShopgenOperator):
-    """Learn a catalog file and write a model bundle (`shopgen fit`)."""
+    """Learn a catalog file, or a folder of a shop's tables, and write a model bundle (`shopgen fit`)."""
 
     step = "fit"
     template_fields: Sequence[str] = (
@@ -81,20 +81,22 @@ class ShopgenSampleOperator(ShopgenOperator):
 
     `conditions` is a mapping like {"category": "Shoes", "price": [10, 50]}; `table` applies when `output`
     is a database; `if_exists` to a file (replace, fail) or a table (fail, replace, append); `csv_raw` writes
-    CSV cells a spreadsheet would run as formulas as they are.
+    CSV cells a spreadsheet would run as formulas as they are. A shop's bundle writes `rows` new customers
+    over the real or new `products` into a new folder of `table_format` tables, or every table of a database.
     """
 
     step = "sample"
     template_fields: Sequence[str] = (
         "bundle", "rows", "output_path", "seed", "conditions", "table", "if_exists", "temperature", "top_p",
-        "guidance", "text_workers", "guide_all_fields", "text_precision", "guided_tokens",
+        "guidance", "text_workers", "guide_all_fields", "text_precision", "guided_tokens", "products", "table_format",
     )
     arguments = {"bundle": "bundle", "rows": "rows", "output": "output_path", "seed": "seed",
                  "conditions": "conditions", "table": "table", "if_exists": "if_exists",
                  "temperature": "temperature", "top_p": "top_p", "guidance": "guidance",
                  "allow_copies": "allow_copies", "text_workers": "text_workers",
                  "guide_all_fields": "guide_all_fields", "text_precision": "text_precision",
-                 "guided_tokens": "guided_tokens", "csv_raw": "csv_raw"}
+                 "guided_tokens": "guided_tokens", "csv_raw": "csv_raw", "products": "products",
+                 "table_format": "table_format"}
 
     def __init__(
         self, *, bundle: str, rows: int | str, output: str, seed: int | str = 0,
@@ -103,7 +105,7 @@ class ShopgenSampleOperator(ShopgenOperator):
         guidance: float | str | None = None, allow_copies: bool = False,
         text_workers: int | str | None = None, guide_all_fields: bool | str = False,
         text_precision: str | None = None, guided_tokens: int | str | None = None, csv_raw: bool = False,
-        **kwargs: Any,
+        products: str = "real", table_format: str = "parquet", **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         # BaseOperator.output is Airflow's XComArg of this task, so the target lives in output_path
@@ -112,6 +114,7 @@ class ShopgenSampleOperator(ShopgenOperator):
         self.temperature, self.top_p, self.guidance, self.allow_copies = temperature, top_p, guidance, allow_copies
         self.text_workers, self.guide_all_fields, self.text_precision = text_workers, guide_all_fields, text_precision
         self.guided_tokens, self.csv_raw = guided_tokens, csv_raw
+        self.products, self.table_format = products, table_format
 
 
 class ShopgenValidateOperator(ShopgenOperator):
@@ -129,20 +132,22 @@ class ShopgenValidateOperator(ShopgenOperator):
 
 
 class ShopgenSeedOperator(ShopgenOperator):
-    """Fill a database table, all or nothing: generate from `bundle` + `rows`, or load a catalog file (`data`)."""
+    """Fill a database table, all or nothing: generate from `bundle` + `rows`, or load a catalog file (`data`).
+    A shop's bundle (or `data` a folder of its tables) fills every table of the shop with its keys."""
 
     step = "seed"
-    template_fields: Sequence[str] = ("db", "table", "bundle", "rows", "data", "schema", "if_exists", "seed")
+    template_fields: Sequence[str] = ("db", "table", "bundle", "rows", "data", "schema", "if_exists", "seed", "products")
     arguments = {name: name for name in (*template_fields, "batch_size")}
 
     def __init__(
         self, *, db: str, table: str | None = None, bundle: str | None = None, rows: int | str | None = None,
         data: str | None = None, schema: str | None = None, if_exists: str = "fail", seed: int | str = 0,
-        batch_size: int = 1000, **kwargs: Any,
+        batch_size: int = 1000, products: str = "real", **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.db, self.table, self.bundle, self.rows, self.data = db, table, bundle, rows, data
         self.schema, self.if_exists, self.seed, self.batch_size = schema, if_exists, seed, batch_size
+        self.products = products
 
 
 class ShopgenEvaluateOperator(ShopgenOperator):
