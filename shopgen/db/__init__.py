@@ -1,13 +1,14 @@
-"""Seed a database table with a catalog: SQLite (a file), PostgreSQL or MariaDB/MySQL, by URL.
+"""Seed a database table with a catalog, or a shop's tables with their keys: SQLite (a file), PostgreSQL
+or MariaDB/MySQL, by URL.
 
-The table comes from the schema (`ddl.py`), the rows go in through each backend's bulk path in one
+The tables come from the schema (`ddl.py`), the rows go in through each backend's bulk path in one
 all-or-nothing load (`load.py`). SQLAlchemy and the drivers are imported only when a database is used.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,53 @@ def write(
                 on_rows(n)
 
         return load(target, table, schema, frames, if_exists=if_exists, batch_size=batch_size, on_rows=tick, bulk=bulk)
+
+
+def check_shop(target: str | Path | DbTarget, shop: ShopSchema, if_exists: str = "fail") -> DbTarget:
+    """Connect and check a shop's tables against `if_exists` before any row is generated; return the target.
+    A shop takes fail or replace: appended rows would bring keys that collide with those already there."""
+    from shopgen.db.ddl import check_table_name
+    from shopgen.db.load import check_shop as check_tables
+    from shopgen.db.load import shop_mode
+
+    shop_mode(if_exists)
+    parsed = parse_target(target)
+    for name in shop.names:
+        check_table_name(name)
+    check_tables(parsed, shop, if_exists)
+    return parsed
+
+
+def write_shop(
+    frames: Mapping[str, pd.DataFrame | Iterable[pd.DataFrame]],
+    url: str | Path | DbTarget,
+    shop: ShopSchema,
+    *,
+    if_exists: str = "fail",
+    batch_size: int = DEFAULT_BATCH,
+    show_progress: bool = False,
+) -> list[Loaded]:
+    """Load every table of a shop (a table's name -> its frame, or its frames as they are generated), all or
+    nothing: the tables are made parents first with their PRIMARY and FOREIGN KEY constraints, and a row the
+    keys refuse, like any other failure, raises ShopgenError and leaves every table as it was.
+
+    `if_exists`: fail (default) or replace (every table of the shop at once). One `Loaded` per table,
+    parents first.
+    """
+    from shopgen.db.ddl import check_table_name
+    from shopgen.db.load import load_shop, shop_mode
+    from shopgen.progress import progress_bar
+
+    shop_mode(if_exists)
+    target = parse_target(url)
+    for name in shop.names:
+        check_table_name(name)
+    streams = {name: iter([f]) if isinstance(f, pd.DataFrame) else f for name, f in frames.items()}
+    with progress_bar(show_progress) as bar:
+        tasks = {name: bar.add_task(f"loading {name}", total=len(frames[name]) if isinstance(frames.get(name), pd.DataFrame)
+                                    else None, info=str(target.family)) for name in shop.order}
+        return load_shop(target, shop, streams, if_exists=if_exists, batch_size=batch_size,
+                         on_rows=lambda name, n: bar.advance(tasks[name], n))
 
 
 def read_table(url: str | Path | DbTarget, table: str) -> pd.DataFrame:

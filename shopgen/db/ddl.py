@@ -16,13 +16,13 @@ database, which a staging table swapped in for the old one could not honour.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import AddConstraint, CreateTable
 
 from shopgen.errors import SchemaError, ShopgenError
 from shopgen.inference import infer_schema
@@ -237,6 +237,20 @@ def create_table_sql(schema: CatalogSchema, table: str, dialect: str | Dialect, 
     return str(CreateTable(table_for(schema, table, d, primary_key=inline)).compile(dialect=d)).strip()
 
 
+def table_sql(table: sa.Table, dialect: Dialect, foreign_keys: bool = True) -> str:
+    """`CREATE TABLE` for a built table; `foreign_keys=False` leaves its FOREIGN KEY constraints to
+    `foreign_key_sql`."""
+    ddl = CreateTable(table) if foreign_keys else CreateTable(table, include_foreign_key_constraints=[])
+    return str(ddl.compile(dialect=dialect)).strip()
+
+
+def foreign_key_sql(table: sa.Table, column: str, dialect: Dialect) -> str:
+    """`ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY` for the table's key on `column`: added after a bulk load,
+    it checks the rows in one join instead of one lookup per row."""
+    link = next(c for c in table.foreign_key_constraints if c.column_keys == [column])
+    return str(AddConstraint(link).compile(dialect=dialect)).strip()
+
+
 def key_name(table: str) -> str:
     return short_name(f"{table}_pkey")
 
@@ -267,20 +281,33 @@ def ddl_script(schema: CatalogSchema, table: str, dialect: str) -> str:
     return ";\n\n".join(statements) + ";"
 
 
-def shop_script(shop: ShopSchema, dialect: str) -> str:
-    """Every table of a shop, parents first, each with its key and FOREIGN KEY constraints (a foreign key's
-    column gets its parent key's SQL type, so the two compare as equals)."""
-    d = dialect_for(dialect)
+def shop_tables(shop: ShopSchema, dialect: Dialect, names: Mapping[str, str] | None = None,
+                primary_key: bool = True) -> list[tuple[str, CatalogSchema, sa.Table]]:
+    """Every table of a shop, parents first, as (name, schema, table). A foreign key's column takes its parent
+    key's SQL type, so the two compare as equals, and the schema says so too, so rows travel as the table
+    holds them. `names` maps a table to the name it has in the database (a staging name); the FOREIGN KEY
+    constraints point at the parents under those names. `primary_key=False` as in `table_for`."""
+    names = names or {}
     metadata = sa.MetaData()
-    statements = []
+    out = []
     for name in shop.order:
         schema = shop.table(check_table_name(name))
         references = [(fk.column, fk.parent, shop.table(fk.parent).primary_key) for fk in shop.keys_of(name)]
         typed = schema.with_columns(**{column: replace(shop.table(parent).column(key), name=column,
                                                        nullable=schema.column(column).nullable)
                                        for column, parent, key in references})
-        inline = family(d) != "sqlite"
-        statements.append(str(CreateTable(table_for(typed, name, d, metadata, inline, references)).compile(dialect=d)).strip())
+        links = [(column, names.get(parent, parent), key) for column, parent, key in references]
+        out.append((name, typed, table_for(typed, names.get(name, name), dialect, metadata, primary_key, links)))
+    return out
+
+
+def shop_script(shop: ShopSchema, dialect: str) -> str:
+    """Every table of a shop, parents first, each with its key and FOREIGN KEY constraints."""
+    d = dialect_for(dialect)
+    inline = family(d) != "sqlite"
+    statements = []
+    for name, schema, table in shop_tables(shop, d, primary_key=inline):
+        statements.append(table_sql(table, d))
         if not inline and schema.primary_key:
             statements.append(key_sql(schema, name, d))
     return ";\n\n".join(statements) + ";"
