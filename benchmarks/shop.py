@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from shopgen.evaluation.shop import fidelity, privacy, recommenders, split_customers
+from shopgen.options import FitOptions
 from shopgen.purchases import PurchaseModel, log_roles
 from shopgen.shop_inference import infer_shop
 from shopgen.shop_synthesizer import ShopSynthesizer
@@ -89,9 +90,10 @@ def main() -> None:
     if args.scale:  # the whole shop: customers (their own columns drawn, rollups computed), lines, products
         train_customers = frames[roles.customers][frames[roles.customers][shop.table(roles.customers).primary_key]
                                                   .isin(set(split.train[roles.customer]))]
-        synth = ShopSynthesizer(shop, show_progress=False).fit({**train_frames, roles.customers: train_customers})
+        synth = ShopSynthesizer(shop, FitOptions(tabular="copula", products="real"), show_progress=False).fit(
+            {**train_frames, roles.customers: train_customers})
         t0 = time.perf_counter()
-        big = synth.sample(args.scale, seed=args.seed + 1)
+        big = synth.sample(args.scale, seed=args.seed + 1).tables
         sampled = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             write_shop(big, Path(tmp) / "shop")

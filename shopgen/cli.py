@@ -87,6 +87,7 @@ def fit(
     text_precision: str = typer.Option(
         "fp32", help="Text training floats: fp32, bf16 (autocast), or auto (bf16 where this CPU runs it faster)."),
     seed: int = typer.Option(0, min=0, help="Training seed."),
+    products: str = typer.Option("new", "--products", help="A shop: new also learns the products (with their text) so `sample --products new` can write a whole new shop; real keeps only the real catalog, and fits faster."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Learn a catalog (tabular model, then text model), or a whole shop; writes a bundle directory."""
@@ -95,7 +96,7 @@ def fit(
 
     options = FitOptions(tabular=tabular, preset=preset, epochs=epochs, batch_size=batch_size,
                          tabular_minutes=tabular_minutes, max_train_minutes=max_train_minutes, text_epochs=text_epochs,
-                         text_base=text_base, text_precision=text_precision, seed=seed)
+                         text_base=text_base, text_precision=text_precision, seed=seed, products=products)
     result = steps.fit(data, out, options, schema=schema, show_progress=not quiet)
     for message in result.warnings:
         typer.echo(f"warning: {message}", err=True)

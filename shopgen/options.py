@@ -36,6 +36,8 @@ class FitOptions:
     `preset`: fast, small or base. The minutes are time budgets (default: the preset's); `epochs` and
     `text_epochs` cap epochs. `text_base`: a local Hugging Face causal-LM checkpoint to fine-tune.
     `text_precision`: the text model's training floats, fp32 (default), bf16 or auto.
+    `products` (a shop): new also learns the products table, so a sample can be a whole new shop; real keeps
+    only the real catalog, for new customers over it, without the time a product and text model take.
     """
 
     tabular: str = "ctgan"
@@ -48,6 +50,7 @@ class FitOptions:
     text_base: str | None = None
     text_precision: str = "fp32"
     seed: int = 0
+    products: str = "new"
 
     def check(self) -> FitOptions:
         from pathlib import Path
@@ -57,6 +60,7 @@ class FitOptions:
         _one_of(self.tabular, KINDS, "tabular")
         get_preset(self.preset)
         _one_of(self.text_precision, TRAINING_PRECISIONS, "text_precision")
+        _one_of(self.products, ("new", "real"), "products")
         _at_least(self.epochs, 1, "epochs", "epochs 100")
         _at_least(self.batch_size, 10, "batch_size", "batch_size 500")
         _at_least(self.tabular_minutes, 0.05, "tabular_minutes", "tabular_minutes 2")

@@ -15,6 +15,7 @@ real customers in it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from shopgen.bundle import SCHEMA, Bundle, open_bundle, write_bundle
-from shopgen.errors import ShopgenError
+from shopgen.errors import BundleError, ShopgenError
 from shopgen.options import FitOptions, TextSampling
 from shopgen.purchases import LogRoles, PurchaseModel, log_roles
 from shopgen.rollups import compute_rollups
@@ -74,7 +75,7 @@ class ShopSynthesizer:
                                f"({sorted(extra)}); a shop of those three is what can be learned so far")
         self.products_ = frames[roles.items]
         self.table_models_: dict[str, CatalogSynthesizer] = {}
-        for table in (roles.customers, roles.items):
+        for table in (roles.customers, roles.items) if self.options.products == "new" else (roles.customers,):
             schema = self.shop.table(table)  # rollups too: learned to place rows, then computed
             if schema.tabular_columns or schema.text_columns:
                 self.table_models_[table] = CatalogSynthesizer(schema, self.options, show_progress=self.show_progress).fit(
@@ -93,7 +94,10 @@ class ShopSynthesizer:
         if products not in PRODUCTS:
             raise ShopgenError(f"products {products!r} is unknown; use real (the real catalog) or new (new products)")
         if products == "new" and self.roles.items not in self.table_models_:
-            raise ShopgenError(f"the products table {self.roles.items!r} has no learned columns; sample it as real")
+            why = ("was fitted to keep the real catalog (products: real)" if self.options.products == "real"
+                   else "has no column to learn")
+            raise ShopgenError(f"the products table {self.roles.items!r} {why}; sample with products real, or refit "
+                               "with products new")
         roles, shop = self.roles, self.shop
         seeds = np.random.default_rng(seed).integers(2**31, size=3)
         log = self.purchases_.sample(n_customers, seed=int(seeds[0]))
@@ -143,7 +147,8 @@ class ShopSynthesizer:
             tables[table] = {"folder": f"{TABLES_DIR}/{i}", **model.write_files(sub)}
         self.purchases_.save_pretrained(folder / PURCHASES_DIR)
         self.products_.to_parquet(folder / REAL_PRODUCTS, index=False)
-        return {"kind": "shop", "tables": tables, "options": {"tabular": self.options.tabular, "preset": self.options.preset}}
+        return {"kind": "shop", "tables": tables, "options": {"tabular": self.options.tabular, "preset": self.options.preset,
+                                                              "products": self.options.products}}
 
     @classmethod
     def load(cls, bundle: str | Path | Bundle, show_progress: bool = True) -> ShopSynthesizer:
@@ -152,13 +157,20 @@ class ShopSynthesizer:
         if not opened.is_shop:
             raise ShopgenError(f"bundle {str(opened.path)!r} holds one catalog, not a shop; load it with CatalogSynthesizer")
         manifest = opened.manifest
-        self = cls(opened.schema, tabular=manifest["options"]["tabular"], preset=manifest["options"]["preset"],
-                   show_progress=show_progress)
+        try:
+            options = {k: str(v) for k, v in manifest["options"].items() if k in ("tabular", "preset", "products")}
+            folders = {str(table): str(info["folder"]) for table, info in manifest["tables"].items()}
+        except (KeyError, TypeError, AttributeError):
+            raise BundleError(f"bundle {str(opened.path)!r} has no readable shop manifest; refit it") from None
+        odd = [f for t, f in folders.items() if not re.fullmatch(rf"{TABLES_DIR}/\d+", f) or t not in opened.schema.names]
+        if odd:
+            raise BundleError(f"bundle {str(opened.path)!r} names a table folder {odd[0]!r} that is not its own; refit it")
+        self = cls(opened.schema, FitOptions(**options).check(), show_progress=show_progress)
         self.table_models_ = {}
-        for table, info in manifest["tables"].items():
-            folder = opened.path / info["folder"]
+        for table, folder in folders.items():
+            path = opened.path / folder
             self.table_models_[table] = CatalogSynthesizer.read_files(
-                folder, CatalogSchema.from_yaml(folder / SCHEMA), info, show_progress)
+                path, CatalogSchema.from_yaml(path / SCHEMA), manifest["tables"][table], show_progress)
         self.purchases_ = PurchaseModel.from_pretrained(opened.path / PURCHASES_DIR)
         self.products_ = pd.read_parquet(opened.path / REAL_PRODUCTS)
         return self

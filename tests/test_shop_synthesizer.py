@@ -177,3 +177,29 @@ def test_validate_checks_every_table_its_foreign_keys_and_its_rollups(fitted, tm
     label = "units_sold: = sum(order_lines.quantity)"
     assert set(products.failures) == {label} and sorted(products.bad_rows.tolist()) == [0, 5]
     assert "lines give" in products.examples[label][0]
+
+
+def test_a_shop_bundle_naming_a_folder_outside_itself_is_refused(fitted, tmp_path):
+    """The manifest is data anyone who can write the folder can change: a table folder it names must be one
+    of the bundle's own numbered folders."""
+    import json
+
+    from shopgen.errors import BundleError
+
+    _, _, synth = fitted
+    synth.save(tmp_path / "bundle")
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    manifest["tables"]["customers"]["folder"] = "../elsewhere"
+    (tmp_path / "bundle" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="not its own"):
+        ShopSynthesizer.load(tmp_path / "bundle")
+
+
+def test_a_shop_fitted_to_keep_the_real_catalog_learns_no_products():
+    frames = shop_frames()
+    shop = infer_shop(frames).schema
+    synth = ShopSynthesizer(shop, QUICK.replace(products="real"), show_progress=False).fit(frames)
+    assert set(synth.table_models_) == {"customers"}
+    _check_shop(synth.sample(10, seed=0).tables, shop)
+    with pytest.raises(ShopgenError, match="fitted to keep the real catalog"):
+        synth.sample(10, products="new")

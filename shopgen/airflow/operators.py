@@ -58,7 +58,7 @@ class ShopgenFitOperator(ShopgenOperator):
     step = "fit"
     template_fields: Sequence[str] = (
         "data", "out", "schema", "tabular", "preset", "epochs", "batch_size", "tabular_minutes",
-        "max_train_minutes", "text_epochs", "text_base", "text_precision", "seed",
+        "max_train_minutes", "text_epochs", "text_base", "text_precision", "seed", "products",
     )
     arguments = {name: name for name in template_fields}
 
@@ -67,9 +67,10 @@ class ShopgenFitOperator(ShopgenOperator):
         epochs: int | str | None = None, batch_size: int | str | None = None,
         tabular_minutes: float | str | None = None, max_train_minutes: float | str | None = None,
         text_epochs: int | str | None = None, text_base: str | None = None, text_precision: str = "fp32",
-        seed: int | str = 0, **kwargs: Any,
+        seed: int | str = 0, products: str = "new", **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.products = products
         self.data, self.out, self.schema, self.tabular, self.preset = data, out, schema, tabular, preset
         self.epochs, self.batch_size, self.tabular_minutes = epochs, batch_size, tabular_minutes
         self.max_train_minutes, self.text_epochs, self.text_base = max_train_minutes, text_epochs, text_base
