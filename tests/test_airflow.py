@@ -133,6 +133,31 @@ def test_sample_validate_seed_operators(af, tiny_synth, tmp_path):
         assert con.execute("select count(*) from more").fetchone() == (7,) == (into_db["rows"],)
 
 
+def test_operators_take_a_shop(af, tmp_path):
+    """The fit, sample and seed operators take a folder of tables and a shop's bundle as the steps do, with
+    `products` and `table_format` templated like any field."""
+    from test_shop_synthesizer import shop_frames
+
+    ops, _, _ = af
+    real = tmp_path / "real"
+    real.mkdir()
+    for name, frame in shop_frames().items():
+        frame.to_csv(real / f"{name}.csv", index=False)
+    ctx = {"ds": LOGICAL_DATE, "params": {"work": str(tmp_path), "products": "real", "format": "jsonl"}}
+    fitted = render_and_run(ops.ShopgenFitOperator(
+        task_id="fit", data=str(real), out="{{ params.work }}/model", tabular="copula",
+        products="{{ params.products }}"), **ctx)
+    assert fitted["tables"].keys() == {"customers"}
+    sampled = render_and_run(ops.ShopgenSampleOperator(
+        task_id="sample", bundle=str(tmp_path / "model"), rows=12, output="{{ params.work }}/{{ ds }}/shop",
+        table_format="{{ params.format }}"), **ctx)
+    assert sampled["rows"]["customers"] == 12 and (tmp_path / LOGICAL_DATE / "shop" / "order_lines.jsonl").is_file()
+    seeded = render_and_run(ops.ShopgenSeedOperator(
+        task_id="seed", db=f"sqlite:///{tmp_path / 'shop.db'}", bundle=str(tmp_path / "model"), rows=9), **ctx)
+    assert seeded["rows"]["customers"] == 9
+    json.dumps([fitted, sampled, seeded])
+
+
 def test_failed_validation_fails_the_task_without_retries(af, tmp_path, sample_df):
     ops, _, fail = af
     broken = sample_df.head(40).copy()

@@ -216,3 +216,30 @@ def test_the_shipped_config_is_valid():
     assert [name for name, _, _ in plan] == ["fit", "sample", "validate", "seed", "evaluate"]
     fit = plan[0][1]
     assert fit["data"] == str(SAMPLE_CSV) and fit["epochs"] == 3 and fit["text_epochs"] == 1
+
+
+def test_a_shop_runs_through_the_same_steps(tmp_path):
+    """fit on a folder of tables, sample a whole new shop, validate it (keys and rollups), seed it: the steps
+    take a shop's bundle as they take a catalog's."""
+    from test_shop_synthesizer import shop_frames
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for name, frame in shop_frames().items():
+        frame.to_csv(real / f"{name}.csv", index=False)
+    config = write_config(tmp_path, {"steps": [
+        {"fit": {"data": "real", "out": "run/model", "tabular": "copula", "text_epochs": 1, "max_train_minutes": 1}},
+        {"sample": {"bundle": "run/model", "rows": 15, "output": "run/shop", "products": "new", "table_format": "csv",
+                    "text_workers": 1}},
+        {"validate": {"data": "run/shop", "schema": "run/model"}},
+        {"seed": {"bundle": "run/model", "rows": 10, "db": "run/shop.db"}},
+    ]})
+    fitted, sampled, checked, seeded = pipeline.run(config, echo=lambda line: None)["steps"]
+    assert fitted["rows"] == {"customers": 30, "products": 40, "order_lines": len(shop_frames()["order_lines"])}
+    assert sampled["rows"]["customers"] == 15 and sampled["products"] == "new"
+    assert sorted(p.name for p in (tmp_path / "run" / "shop").iterdir()) == [
+        "customers.csv", "order_lines.csv", "products.csv"]
+    assert checked["success"] and set(checked["tables"]) == {"customers", "products", "order_lines"}
+    assert seeded["rows"]["customers"] == 10
+    with sqlite3.connect(tmp_path / "run" / "shop.db") as con:
+        assert con.execute("select count(*) from customers").fetchone() == (10,)

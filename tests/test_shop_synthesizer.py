@@ -3,6 +3,8 @@ agreeing, the same shop for a seed, and a bundle that samples what the fitted ob
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,6 +151,16 @@ def test_the_command_line_fits_a_folder_and_samples_a_shop(tmp_path):
     checked = shopgen("validate", tmp_path / "out", "--schema", tmp_path / "bundle")
     assert checked.returncode == 0, checked.stderr
     assert "ok    order_lines.sku: a key of products" in checked.stdout and "PASS" in checked.stdout.splitlines()[-1]
+    seeded = shopgen("seed", tmp_path / "bundle", "--db", f"sqlite:///{tmp_path / 'shop.db'}", "-n", "20", "--products",
+                     "new", "-q")
+    assert seeded.returncode == 0, seeded.stderr
+    with sqlite3.connect(tmp_path / "shop.db") as con:
+        assert con.execute("select count(*) from customers").fetchone() == (20,)
+        assert con.execute("select count(*) from order_lines l left join products p on l.sku = p.sku "
+                           "where p.sku is null").fetchone() == (0,)
+        assert {row[2] for row in con.execute("pragma foreign_key_list(order_lines)")} == {"customers", "products"}
+    one_line_error(shopgen("seed", tmp_path / "bundle", "--db", f"sqlite:///{tmp_path / 'shop.db'}", "-n", "5"),
+                   2, "already exist")
     one_line_error(shopgen("sample", tmp_path / "bundle", "-n", "5", "-o", tmp_path / "out"), 2, "not an empty folder")
     one_line_error(shopgen("sample", tmp_path / "bundle", "-n", "5", "-o", tmp_path / "o2", "--where", "region=north"),
                    2, "conditions applies to one catalog")
