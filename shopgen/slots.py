@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from shopgen.schema import CatalogSchema
 
@@ -60,7 +61,7 @@ def assign(places: np.ndarray, drawn: np.ndarray, block: int = BLOCK) -> np.ndar
     if places.shape[1] == 0:
         return np.arange(n)
     if n <= block:
-        cost = ((places[:, None, :] - drawn[None, :, :]) ** 2).sum(axis=2)
+        cost = cdist(places, drawn, "sqeuclidean")
         rows, cols = linear_sum_assignment(cost)
         return cols[np.argsort(rows)]
     # Large tables: both sides ordered along the places' main direction and matched block by block.
