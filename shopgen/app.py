@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from shopgen.bundle import Bundle
     from shopgen.evaluation.report import EvaluationReport
+    from shopgen.evaluation.shop_report import ShopReport
     from shopgen.inference import Inference
     from shopgen.schema import CatalogSchema
     from shopgen.shop_inference import ShopInference
@@ -690,21 +691,25 @@ def evaluate(
     json: str | Path | None = None, holdout: str | float | None = None,
     minimum: Mapping[str, float] | None = None, maximum: Mapping[str, float] | None = None,
     target: str | None = None, seed: int = 0, create_folders: bool = False,
-) -> EvaluateResult:
+) -> EvaluateResult | ShopEvaluateResult:
     """Score `synthetic` against `real` (fidelity, text, privacy, utility), write the HTML and JSON
     reports, and say which gates (e.g. minimum={'quality': 0.8}) it missed; `check()` raises them.
+    Two folders of a shop's tables (with a shop schema) get the shop's report: fidelity of the purchase log,
+    recommenders trained on it and tested on held-out real customers, table quality, privacy.
 
     `holdout`: real rows the synthesizer never saw, a fraction of `real` (default 0.2; exact when the
     synthesizer was fitted on the rest) or a file of hold-out rows (then `real` is the training rows)."""
     from shopgen.evaluation.gates import check_names
     from shopgen.limits import check_rows
-    from shopgen.schema import CatalogSchema
     from shopgen.sources import read_catalog
 
     t0 = time.perf_counter()
     check_rows(1, seed)
     mins, maxs = dict(minimum or {}), dict(maximum or {})
-    cat = CatalogSchema.from_yaml(schema)
+    if Path(str(real)).is_dir():
+        return _evaluate_shop(Path(real), Path(synthetic), schema, report, json, holdout, mins, maxs, target, seed,
+                              create_folders, t0)
+    cat = _schema_of(schema, "catalog")
     from shopgen.evaluation.scores import possible_names
 
     valid = possible_names(cat)
@@ -726,6 +731,78 @@ def evaluate(
         result.to_json(json_path)
     return EvaluateResult(result, str(html) if html else None, str(json_path) if json_path else None,
                           {"minimum": mins, "maximum": maxs}, result.check(mins, maxs), {"total": _since(t0)})
+
+
+@dataclass
+class ShopEvaluateResult:
+    report: ShopReport
+    html: str | None
+    json: str | None
+    gates: dict[str, dict[str, float]]
+    failed: list[str]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        scores = self.report.to_dict()["scores"]
+        keys = [k for k in SHOP_HEADLINE if k in scores] + [*self.gates["minimum"], *self.gates["maximum"]]
+        return {"step": "evaluate", "report": self.html, "json": self.json, "customers": self.report.meta["customers"],
+                "scores": {k: scores.get(k) for k in keys}, "summary": self.report.summary(),
+                "gates": {"checked": self.checked, "failed": self.failed}, "seconds": self.seconds}
+
+    @property
+    def checked(self) -> int:
+        return len(self.gates["minimum"]) + len(self.gates["maximum"])
+
+    def describe(self) -> str:
+        written = ", ".join(p for p in (self.html, self.json) if p)
+        return f"evaluated a shop in {self.seconds['total']:.1f}s" + (f" -> {written}" if written else "")
+
+    def check(self) -> ShopEvaluateResult:
+        from shopgen.evaluation.gates import GatesFailed
+
+        if self.failed:
+            raise GatesFailed("gates failed: " + "; ".join(self.failed))
+        return self
+
+
+# what `shopgen run --json` and Airflow's XCom keep of a shop's scores (the report has them all)
+SHOP_HEADLINE = ("ks_baskets_per_customer", "ks_lines_per_basket", "ks_product_popularity", "als_recall_ratio",
+                 "item_knn_recall_ratio", "customer_set_copies", "basket_copies", "basket_copies_reference")
+
+
+def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str | Path | None, json: str | Path | None,
+                   holdout: str | float | None, mins: dict[str, float], maxs: dict[str, float], target: str | None,
+                   seed: int, create_folders: bool, t0: float) -> ShopEvaluateResult:
+    """A synthetic shop's folder against the real shop's: fidelity, recommenders, tables, privacy (shop_report)."""
+    from shopgen.evaluation.gates import check_names
+    from shopgen.evaluation.shop_report import evaluate_shop, shop_score_names
+    from shopgen.sources import read_shop
+
+    if target is not None:
+        raise ShopgenError("--target names a catalog column to predict; a shop is scored by its recommenders")
+    fraction, holdout_file = _holdout(holdout)
+    if holdout_file is not None:
+        raise ShopgenError("a shop's hold-out is a fraction of its customers, like 0.2, not a file")
+    shop = _schema_of(schema, "shop")
+    if not synthetic.is_dir():
+        raise ShopgenError(f"synthetic {str(synthetic)!r} is not a folder; give the folder `shopgen sample` wrote for the shop")
+    html = _report_path(report, ".html", "report", create_folders)
+    json_path = _report_path(json, ".json", "json", create_folders)
+    real_frames, synthetic_frames = read_shop(real), read_shop(synthetic)
+    for name, frames in (("real", real_frames), ("synthetic", synthetic_frames)):
+        missing = sorted(set(shop.names) - set(frames))
+        if missing:
+            raise ShopgenError(f"the {name} folder lacks the table(s) {missing} the schema names")
+    valid = shop_score_names(shop, frames=real_frames)
+    check_names(mins, valid, "minimum")
+    check_names(maxs, valid, "maximum")
+    result = evaluate_shop(real_frames, synthetic_frames, shop, holdout=fraction, seed=seed)
+    if html:
+        result.to_html(html)
+    if json_path:
+        result.to_json(json_path)
+    return ShopEvaluateResult(result, str(html) if html else None, str(json_path) if json_path else None,
+                              {"minimum": mins, "maximum": maxs}, result.check(mins, maxs), {"total": _since(t0)})
 
 
 def _report_path(path: str | Path | None, suffix: str, option: str, create_folder: bool) -> Path | None:

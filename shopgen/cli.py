@@ -186,9 +186,9 @@ def validate_cmd(
 # ---- evaluate ----------------------------------------------------------------------------------
 @app.command("evaluate")
 def evaluate_cmd(
-    real: str = typer.Argument(..., help="Real catalog: the rows the synthesizer was fitted on (csv, parquet, jsonl)."),
-    synthetic: str = typer.Argument(..., help="Synthetic catalog to score."),
-    schema: str = typer.Option(..., "--schema", help="YAML schema of both catalogs."),
+    real: str = typer.Argument(..., help="Real catalog: the rows the synthesizer was fitted on (csv, parquet, jsonl); or a folder of a real shop's tables."),
+    synthetic: str = typer.Argument(..., help="Synthetic catalog to score (a shop: the folder `shopgen sample` wrote)."),
+    schema: str = typer.Option(..., "--schema", help="YAML schema of both catalogs or shops, or a bundle."),
     report: str = typer.Option("report.html", "--report", help="Self-contained HTML report to write."),
     json_out: str = typer.Option(None, "--json", help="Also write every score to this JSON file."),
     holdout: str = typer.Option(
@@ -201,7 +201,8 @@ def evaluate_cmd(
     target: str = typer.Option(None, "--target", help="Column the utility model predicts (default: the main price)."),
     seed: int = typer.Option(0, min=0, help="Seed of the hold-out split and of sampled rows."),
 ) -> None:
-    """Score a synthetic catalog against the real one: fidelity, text, privacy, utility; exit 1 on a missed gate."""
+    """Score a synthetic catalog against the real one: fidelity, text, privacy, utility; a shop: its purchase log,
+    recommenders trained on it and tested on real customers, its tables, privacy. Exit 1 on a missed gate."""
     from shopgen import app as steps
     from shopgen.options import parse_gates
 

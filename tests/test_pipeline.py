@@ -233,8 +233,13 @@ def test_a_shop_runs_through_the_same_steps(tmp_path):
                     "text_workers": 1}},
         {"validate": {"data": "run/shop", "schema": "run/model"}},
         {"seed": {"bundle": "run/model", "rows": 10, "db": "run/shop.db"}},
+        {"sample": {"bundle": "run/model", "rows": 30, "output": "run/customers", "seed": 1}},
+        {"evaluate": {"real": "real", "synthetic": "run/customers", "schema": "run/model", "report": "run/shop.html",
+                      "maximum": {"customer_set_copies": 0}}},
     ]})
-    fitted, sampled, checked, seeded = pipeline.run(config, echo=lambda line: None)["steps"]
+    fitted, sampled, checked, seeded, _, scored = pipeline.run(config, echo=lambda line: None)["steps"]
+    assert scored["gates"] == {"checked": 1, "failed": []} and scored["scores"]["customer_set_copies"] == 0
+    assert "item_knn_recall_ratio" in scored["scores"] and (tmp_path / "run" / "shop.html").stat().st_size > 5000
     assert fitted["rows"] == {"customers": 30, "products": 40, "order_lines": len(shop_frames()["order_lines"])}
     assert sampled["rows"]["customers"] == 15 and sampled["products"] == "new"
     assert sorted(p.name for p in (tmp_path / "run" / "shop").iterdir()) == [

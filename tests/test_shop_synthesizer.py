@@ -151,6 +151,13 @@ def test_the_command_line_fits_a_folder_and_samples_a_shop(tmp_path):
     checked = shopgen("validate", tmp_path / "out", "--schema", tmp_path / "bundle")
     assert checked.returncode == 0, checked.stderr
     assert "ok    order_lines.sku: a key of products" in checked.stdout and "PASS" in checked.stdout.splitlines()[-1]
+    scored = shopgen("evaluate", folder, tmp_path / "out", "--schema", tmp_path / "bundle", "--report",
+                     tmp_path / "shop.html", "--max", "ks_baskets_per_customer=1")
+    assert scored.returncode == 0, scored.stderr
+    assert "gates passed: 1" in scored.stdout and (tmp_path / "shop.html").is_file()
+    one_line_error(shopgen("evaluate", folder, tmp_path / "out", "--schema", tmp_path / "bundle", "--report",
+                           tmp_path / "x.html", "--min", "quality=0.5"), 2, "quality")
+    assert not (tmp_path / "x.html").exists()
     seeded = shopgen("seed", tmp_path / "bundle", "--db", f"sqlite:///{tmp_path / 'shop.db'}", "-n", "20", "--products",
                      "new", "-q")
     assert seeded.returncode == 0, seeded.stderr

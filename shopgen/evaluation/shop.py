@@ -75,7 +75,12 @@ def gini(shares: np.ndarray) -> float:
 
 
 def fidelity(synthetic: pd.DataFrame, real: pd.DataFrame, roles: LogRoles, items: np.ndarray) -> dict[str, float]:
-    a, b = behaviour(synthetic, roles, items), behaviour(real, roles, items)
+    return compare(behaviour(synthetic, roles, items), behaviour(real, roles, items))
+
+
+def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
+    """Fidelity of behaviour `a` against real behaviour `b` (both from `behaviour`, over the same items), so a
+    caller scoring several logs against one hold-out computes each log's behaviour once."""
     out = {f"ks_{k}": float(ks_2samp(a[k], b[k]).statistic) for k in a
            if k not in ("repeat_share", "product_share") and len(a[k]) and len(b[k])}
     # which product a line is, with products ranked by the real popularity: the largest gap between the two
@@ -151,3 +156,30 @@ def privacy(synthetic: pd.DataFrame, split: Split, roles: LogRoles) -> dict[str,
         out[f"customer_set_copies_{name}"] = float(sets(log, roles.customer).isin(train_customers).mean())
         out[f"basket_copies_{name}"] = float(sets(log, roles.basket).isin(train_baskets).mean())
     return out
+
+
+def by_popularity_rank(log: pd.DataFrame, roles: LogRoles) -> pd.DataFrame:
+    """The log with each product replaced by its popularity rank in this log ('0' the most bought), so two
+    logs over different catalogs (new synthetic products) compare by the shapes of their popularity curves."""
+    items = log[roles.item].astype(str)
+    counts = items.value_counts()
+    rank = pd.Series(np.arange(len(counts)).astype(str), index=counts.index)
+    return log.assign(**{roles.item: rank.reindex(items).to_numpy()})
+
+
+def concentration(log: pd.DataFrame, roles: LogRoles, products: pd.DataFrame, key: str, column: str) -> float:
+    """Mean over customers of the share of their lines in their most frequent `column` level (a category
+    of the product bought): how much customers keep to one kind. Lines join the log's own products table, so
+    a log over new products is scored by the new products' categories."""
+    from shopgen.rollups import key_strings
+
+    level = products[column].astype(object).where(products[column].notna(), "(missing)")
+    by_key = pd.Series(level.to_numpy(), index=key_strings(products[key]).reindex(products.index).to_numpy())
+    by_key = by_key[~by_key.index.duplicated()]
+    lines = pd.DataFrame({"customer": log[roles.customer].to_numpy(),
+                          "level": by_key.reindex(key_strings(log[roles.item]).reindex(log.index)).to_numpy()})
+    counts = lines.dropna().groupby(["customer", "level"]).size()
+    if not len(counts):
+        return float("nan")
+    per_customer = counts.groupby(level=0)
+    return float((per_customer.max() / per_customer.sum()).mean())

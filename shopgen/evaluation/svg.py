@@ -81,8 +81,8 @@ def histogram(edges: Sequence[float], series: Sequence[tuple[str, Sequence[float
 
 
 def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], title: str,
-         width: int = 380, row: int = 16) -> str:
-    """Horizontal grouped bars: one row per label, one bar per series (shares of rows)."""
+         width: int = 380, row: int = 16, axis: str = "share of rows") -> str:
+    """Horizontal grouped bars: one row per label, one bar per series (shares of rows, or what `axis` says)."""
     left, right, top = 130, 40, 24
     height = top + row * len(labels) + 36
     pw = width - left - right
@@ -97,7 +97,7 @@ def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float], str
             w = pw * values[i] / peak
             body.append(f"<rect x='{left}' y='{y + 1 + j * bh:.1f}' width='{w:.1f}' height='{bh:.1f}' "
                         f"fill='{color}' fill-opacity='0.8'/>")
-    body.append(f"<text x='{left + pw}' y='{height - 20}' text-anchor='end' fill='#555'>share of rows (max {peak:.0%})</text>")
+    body.append(f"<text x='{left + pw}' y='{height - 20}' text-anchor='end' fill='#555'>{axis} (max {peak:.0%})</text>")
     body += _legend(left, height - 8, [(s[0], s[2]) for s in series][:1])
     body += _legend(left + 110, height - 8, [(s[0], s[2]) for s in series][1:2])
     return _doc(width, height, body, title)
