@@ -743,8 +743,10 @@ class ShopEvaluateResult:
     seconds: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
+        from shopgen.evaluation.shop_report import HEADLINE
+
         scores = self.report.to_dict()["scores"]
-        keys = [k for k in SHOP_HEADLINE if k in scores] + [*self.gates["minimum"], *self.gates["maximum"]]
+        keys = [k for k in HEADLINE if k in scores] + [*self.gates["minimum"], *self.gates["maximum"]]
         return {"step": "evaluate", "report": self.html, "json": self.json, "customers": self.report.meta["customers"],
                 "scores": {k: scores.get(k) for k in keys}, "summary": self.report.summary(),
                 "gates": {"checked": self.checked, "failed": self.failed}, "seconds": self.seconds}
@@ -763,11 +765,6 @@ class ShopEvaluateResult:
         if self.failed:
             raise GatesFailed("gates failed: " + "; ".join(self.failed))
         return self
-
-
-# what `shopgen run --json` and Airflow's XCom keep of a shop's scores (the report has them all)
-SHOP_HEADLINE = ("ks_baskets_per_customer", "ks_lines_per_basket", "ks_product_popularity", "als_recall_ratio",
-                 "item_knn_recall_ratio", "customer_set_copies", "basket_copies", "basket_copies_reference")
 
 
 def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str | Path | None, json: str | Path | None,
