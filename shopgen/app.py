@@ -652,7 +652,7 @@ def _seed_shop(db: str | Path, table: str | None, opened: Bundle | None, rows: i
 # ---- evaluate ------------------------------------------------------------------------------------
 @dataclass
 class EvaluateResult:
-    report: EvaluationReport
+    report: EvaluationReport | ShopReport
     html: str | None
     json: str | None
     gates: dict[str, dict[str, float]]
@@ -660,11 +660,9 @@ class EvaluateResult:
     seconds: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        from shopgen.evaluation.scores import HEADLINE
-
         scores = self.report.to_dict()["scores"]
-        keys = [*HEADLINE, *self.gates["minimum"], *self.gates["maximum"]]
-        return {"step": "evaluate", "report": self.html, "json": self.json, "rows": self.report.meta["rows"],
+        keys = [*self.report.headline, *self.gates["minimum"], *self.gates["maximum"]]
+        return {"step": "evaluate", "report": self.html, "json": self.json, "rows": self.report.sizes,
                 "scores": {k: scores[k] for k in keys if k in scores}, "summary": self.report.summary(),
                 "gates": {"checked": self.checked, "failed": self.failed}, "seconds": self.seconds}
 
@@ -673,10 +671,9 @@ class EvaluateResult:
         return len(self.gates["minimum"]) + len(self.gates["maximum"])
 
     def describe(self) -> str:
-        rows = self.report.meta["rows"]
         written = ", ".join(p for p in (self.html, self.json) if p)
-        return (f"evaluated {rows['synthetic']} synthetic rows against {rows['train']} training and "
-                f"{rows['holdout']} hold-out rows in {self.seconds['total']:.1f}s" + (f" -> {written}" if written else ""))
+        return (f"evaluated {self.report.counts()} in {self.seconds['total']:.1f}s"
+                + (f" -> {written}" if written else ""))
 
     def check(self) -> EvaluateResult:
         from shopgen.evaluation.gates import GatesFailed
@@ -691,7 +688,7 @@ def evaluate(
     json: str | Path | None = None, holdout: str | float | None = None,
     minimum: Mapping[str, float] | None = None, maximum: Mapping[str, float] | None = None,
     target: str | None = None, seed: int = 0, create_folders: bool = False,
-) -> EvaluateResult | ShopEvaluateResult:
+) -> EvaluateResult:
     """Score `synthetic` against `real` (fidelity, text, privacy, utility), write the HTML and JSON
     reports, and say which gates (e.g. minimum={'quality': 0.8}) it missed; `check()` raises them.
     Two folders of a shop's tables (with a shop schema) get the shop's report: fidelity of the purchase log,
@@ -733,43 +730,9 @@ def evaluate(
                           {"minimum": mins, "maximum": maxs}, result.check(mins, maxs), {"total": _since(t0)})
 
 
-@dataclass
-class ShopEvaluateResult:
-    report: ShopReport
-    html: str | None
-    json: str | None
-    gates: dict[str, dict[str, float]]
-    failed: list[str]
-    seconds: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        from shopgen.evaluation.shop_report import HEADLINE
-
-        scores = self.report.to_dict()["scores"]
-        keys = [k for k in HEADLINE if k in scores] + [*self.gates["minimum"], *self.gates["maximum"]]
-        return {"step": "evaluate", "report": self.html, "json": self.json, "customers": self.report.meta["customers"],
-                "scores": {k: scores.get(k) for k in keys}, "summary": self.report.summary(),
-                "gates": {"checked": self.checked, "failed": self.failed}, "seconds": self.seconds}
-
-    @property
-    def checked(self) -> int:
-        return len(self.gates["minimum"]) + len(self.gates["maximum"])
-
-    def describe(self) -> str:
-        written = ", ".join(p for p in (self.html, self.json) if p)
-        return f"evaluated a shop in {self.seconds['total']:.1f}s" + (f" -> {written}" if written else "")
-
-    def check(self) -> ShopEvaluateResult:
-        from shopgen.evaluation.gates import GatesFailed
-
-        if self.failed:
-            raise GatesFailed("gates failed: " + "; ".join(self.failed))
-        return self
-
-
 def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str | Path | None, json: str | Path | None,
                    holdout: str | float | None, mins: dict[str, float], maxs: dict[str, float], target: str | None,
-                   seed: int, create_folders: bool, t0: float) -> ShopEvaluateResult:
+                   seed: int, create_folders: bool, t0: float) -> EvaluateResult:
     """A synthetic shop's folder against the real shop's: fidelity, recommenders, tables, privacy (shop_report)."""
     from shopgen.evaluation.gates import check_names
     from shopgen.evaluation.shop_report import evaluate_shop, shop_score_names
@@ -798,7 +761,7 @@ def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str 
         result.to_html(html)
     if json_path:
         result.to_json(json_path)
-    return ShopEvaluateResult(result, str(html) if html else None, str(json_path) if json_path else None,
+    return EvaluateResult(result, str(html) if html else None, str(json_path) if json_path else None,
                               {"minimum": mins, "maximum": maxs}, result.check(mins, maxs), {"total": _since(t0)})
 
 

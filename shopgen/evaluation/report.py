@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -45,8 +45,31 @@ def split_holdout(df: pd.DataFrame, fraction: float = DEFAULT_HOLDOUT, seed: int
     return df.drop(holdout.index), holdout
 
 
+class ScoreReport:
+    """What every report shares: flat `scores` (name -> float, NaN when not computable) and `meta`, written as
+    JSON, checked against gates, and a headline list `to_dict` callers keep."""
+
+    scores: dict[str, float]
+    meta: dict[str, Any]
+    headline: ClassVar[list[str]] = HEADLINE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scores": {k: json_number(v) for k, v in self.scores.items()}, "meta": self.meta}
+
+    def to_json(self, path: str | Path) -> Path:
+        from shopgen.sinks import write_text
+
+        return write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", path)
+
+    def check(self, minimum: dict[str, float] | None = None, maximum: dict[str, float] | None = None) -> list[str]:
+        """Missed gates, e.g. ['quality 0.71 < 0.80']; a gate on a score that could not be computed is missed."""
+        from shopgen.evaluation.gates import missed
+
+        return missed(self.scores, minimum or {}, maximum or {})
+
+
 @dataclass
-class EvaluationReport:
+class EvaluationReport(ScoreReport):
     """`scores` is flat (name -> float, NaN when not computable); `to_html` / `to_json` write it out."""
 
     scores: dict[str, float]
@@ -57,36 +80,31 @@ class EvaluationReport:
     synthetic: pd.DataFrame
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"scores": {k: _json_number(v) for k, v in self.scores.items()}, "meta": self.meta}
-
-    def to_json(self, path: str | Path) -> Path:
-        from shopgen.sinks import write_text
-
-        return write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", path)
-
     def to_html(self, path: str | Path) -> Path:
         from shopgen.evaluation.html import render
         from shopgen.sinks import write_text
 
         return write_text(render(self), path)
 
-    def check(self, minimum: dict[str, float] | None = None, maximum: dict[str, float] | None = None) -> list[str]:
-        """Missed gates, e.g. ['quality 0.71 < 0.80']; a gate on a score that could not be computed is missed."""
-        from shopgen.evaluation.gates import missed
-
-        return missed(self.scores, minimum or {}, maximum or {})
-
     def summary(self) -> str:
-        parts = [f"{k} {self.scores[k]:.3f}" for k in HEADLINE if k in self.scores and _finite(self.scores[k])]
+        parts = [f"{k} {self.scores[k]:.3f}" for k in HEADLINE if k in self.scores and finite(self.scores[k])]
         return "; ".join(parts)
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """How many rows each side had: synthetic, train, holdout."""
+        return self.meta["rows"]
 
-def _json_number(v: float) -> float | None:
-    return None if v is None or not _finite(v) else round(float(v), 6)
+    def counts(self) -> str:
+        rows = self.sizes
+        return f"{rows['synthetic']} synthetic rows against {rows['train']} training and {rows['holdout']} hold-out rows"
 
 
-def _finite(v: Any) -> bool:
+def json_number(v: float) -> float | None:
+    return None if v is None or not finite(v) else round(float(v), 6)
+
+
+def finite(v: Any) -> bool:
     return isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v))
 
 

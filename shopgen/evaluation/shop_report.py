@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import math
 import re
 import time
 import warnings
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from shopgen.errors import ShopgenError
+from shopgen.evaluation.report import ScoreReport, finite
 from shopgen.purchases import LogRoles, log_roles
 from shopgen.shop_schema import ShopSchema
 
@@ -97,31 +96,28 @@ def describe(key: str) -> tuple[str, str, str]:
 
 
 @dataclass
-class ShopReport:
+class ShopReport(ScoreReport):
     """`scores` is flat (name -> float, NaN when not computable); `to_html` / `to_json` write it out."""
 
     scores: dict[str, float]
     meta: dict[str, Any]
+    headline: ClassVar[list[str]] = HEADLINE
     details: dict[str, Any] = field(default_factory=dict)  # what the page draws (distributions, per-model scores)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"scores": {k: _json_number(v) for k, v in self.scores.items()}, "meta": self.meta}
-
-    def to_json(self, path: str | Path) -> Path:
-        from shopgen.sinks import write_text
-
-        return write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", path)
 
     def to_html(self, path: str | Path) -> Path:
         from shopgen.sinks import write_text
 
         return write_text(render(self), path)
 
-    def check(self, minimum: dict[str, float] | None = None, maximum: dict[str, float] | None = None) -> list[str]:
-        """Missed gates, e.g. ['item_knn_recall_ratio 0.61 < 0.8']; a gate on a score not computed is missed."""
-        from shopgen.evaluation.gates import missed
+    @property
+    def sizes(self) -> dict[str, int]:
+        """How many customers each side had: train, held_out, scored_last_basket, synthetic."""
+        return self.meta["customers"]
 
-        return missed(self.scores, minimum or {}, maximum or {})
+    def counts(self) -> str:
+        c = self.sizes
+        return (f"{c['synthetic']} synthetic customers against {c['train']} training and {c['held_out']} "
+                "hold-out customers")
 
     def summary(self) -> str:
         """One paragraph: the headline scores, each beside its real reference."""
@@ -135,7 +131,7 @@ class ShopReport:
         if ks:
             parts.append("Behaviour KS: " + ", ".join(ks) + ".")
         ratios = [f"{model.replace('_', '-')} {s[f'{model}_recall_ratio']:.0%}" for model in MODELS
-                  if _finite(s.get(f"{model}_recall_ratio"))]
+                  if finite(s.get(f"{model}_recall_ratio"))]
         if ratios:
             parts.append(f"Recommenders trained on the synthetic log reach, of the recall@{m['k']} they reach "
                          f"trained on the real log: " + ", ".join(ratios) + ".")
@@ -150,7 +146,7 @@ class ShopReport:
             parts.append(f"{s['customer_set_copies']:.2%} of customers copy a training customer's product set "
                          f"(hold-out {s['customer_set_copies_reference']:.2%}); {s['basket_copies']:.2%} of baskets "
                          f"copy a training basket (hold-out {s['basket_copies_reference']:.2%}).")
-        if _finite(s.get("customers_dcr_share")):
+        if finite(s.get("customers_dcr_share")):
             parts.append(f"Customers DCR share {s['customers_dcr_share']:.2f} (0.5 is what unseen real customers give).")
         parts += m["notes"]
         return " ".join(parts)
@@ -415,16 +411,8 @@ def _relational(shop: ShopSchema, roles: LogRoles, sides: dict[str, dict[str, pd
 
 
 # ---- the page -------------------------------------------------------------------------------------------
-def _json_number(v: float) -> float | None:
-    return None if not _finite(v) else round(float(v), 6)
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v))
-
-
 def _fmt(v: Any) -> str:
-    return f"{float(v):.3f}" if _finite(v) else "n/a"
+    return f"{float(v):.3f}" if finite(v) else "n/a"
 
 
 def _img(svg_text: str, alt: str) -> str:
