@@ -9,7 +9,8 @@ real products, and score against the held-out 20 %:
   training log, on the held-out customers' last baskets;
 - augmentation: a log of 10 % of the training customers, alone and with the synthetic customers added;
 - privacy: whole product sets and baskets equal to a training customer's, next to the hold-out's rate;
-- the time to sample a whole shop of 100,000 new customers and write it as Parquet (`--scale`).
+- the time to sample a whole shop of 100,000 new customers and write it as Parquet (`--scale`);
+- a whole new shop (new products with their text), validated and scored by `evaluate_shop` (`--whole`).
 Writes benchmarks/results/shop.{json,md}.
 
     python benchmarks/shop.py [--shop DIR] [--scale 100000]
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--more-seeds", type=int, default=2,
                         help="further splits and samples (seed+1, ...) over which the recall ratios are also given")
     parser.add_argument("--scale", type=int, default=100_000, help="customers to time sampling with (0: skip)")
+    parser.add_argument("--whole", action=argparse.BooleanOptionalAction, default=True,
+                        help="also fit the product and text models and sample a whole new shop")
     args = parser.parse_args()
     frames = read_shop(args.shop)
     shop = infer_shop(frames, name=args.shop.name).schema
@@ -99,9 +102,56 @@ def main() -> None:
             write_shop(big, Path(tmp) / "shop")
         out["scale"] = {"customers": args.scale, "lines": len(big[roles.table]), "sample_s": round(sampled, 1),
                         "total_s": round(time.perf_counter() - t0, 1)}
+    if args.whole:
+        out["whole"] = whole_shop(frames, shop, roles, split, args.seed)
     print(json.dumps(out, indent=2))
     (RESULTS / "shop.json").write_text(json.dumps(out, indent=2))
     (RESULTS / "shop.md").write_text(render(out))
+
+
+def whole_shop(frames: dict[str, pd.DataFrame], shop, roles, split, seed: int) -> dict:
+    """A whole new shop from the training customers: customers (copula), new products with their text (copula +
+    the fast text model), their lines; validated (every key, every rollup against its lines) and scored by
+    `evaluate_shop` against the same hold-out. The tie between a customer's own columns and behaviour is
+    measured as SDMetrics' contingency similarity of (categorical column, orders quartile), next to the
+    same with the customers' own columns shuffled among them (no placement)."""
+    from sdmetrics.column_pairs import ContingencySimilarity
+
+    from shopgen.evaluation.shop_report import evaluate_shop
+    from shopgen.validation import validate_shop
+
+    key = shop.table(roles.customers).primary_key
+    train_customers = frames[roles.customers][frames[roles.customers][key].isin(set(split.train[roles.customer]))]
+    t0 = time.perf_counter()
+    synth = ShopSynthesizer(shop, FitOptions(tabular="copula", preset="fast"), show_progress=False).fit(
+        {**frames, roles.table: split.train, roles.customers: train_customers})
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tables, _ = synth.sample(len(train_customers), seed=seed, products="new")
+    sample_s = time.perf_counter() - t0
+    checked = validate_shop(tables, shop)
+    report = evaluate_shop(frames, tables, shop, seed=seed)
+    out = {"fit_s": round(fit_s, 1), "sample_s": round(sample_s, 1), "customers": len(tables[roles.customers]),
+           "products": len(tables[roles.items]), "lines": len(tables[roles.table]),
+           "valid": {t: r.success for t, r in checked.items()},
+           "expectations": {t: r.n_expectations for t, r in checked.items()},
+           "rollups": [f"{r.table}.{r.column} = {r}" for r in shop.rollups],
+           "scores": {k: (round(v, 4) if v == v else None) for k, v in report.scores.items()}}
+    counts = [r.column for r in shop.rollups_of(roles.customers) if r.func == "count_distinct"]
+    own = [c.name for c in shop.table(roles.customers).columns if c.type == "categorical"]
+    if counts and own:
+        def tie(frame: pd.DataFrame) -> pd.DataFrame:
+            return pd.DataFrame({"own": frame[own[0]].astype(str),
+                                 "orders": pd.qcut(frame[counts[0]].rank(method="first"), 4, labels=False).astype(str)})
+
+        held = frames[roles.customers][frames[roles.customers][key].isin(set(split.held_out[roles.customer]))]
+        real = tie(held)
+        new = tables[roles.customers]
+        shuffled = new.assign(**{own[0]: new[own[0]].sample(frac=1, random_state=seed).to_numpy()})
+        out["tie"] = {"columns": [own[0], counts[0]], **{
+            name: round(float(ContingencySimilarity.compute(real, tie(frame))), 4)
+            for name, frame in (("real_train", train_customers), ("placed", new), ("shuffled", shuffled))}}
+    return out
 
 
 def recall_ratios(scores: dict) -> dict[str, float]:
@@ -144,6 +194,28 @@ def render(out: dict) -> str:
         lines += ["", f"A whole shop of {s['customers']:,} new customers ({s['lines']:,} purchase lines; customers' own "
                   f"columns drawn, rollups computed) sampled in {s['sample_s']} s and written as Parquet in "
                   f"{s['total_s']} s in all, on 2 cores, one process."]
+    if "whole" in out:
+        w = out["whole"]
+        sc = w["scores"]
+        lines += ["", "## A whole new shop (new products with their text)", "",
+                  f"Fitted on the training customers in {w['fit_s']} s (customers and products: Gaussian copula; "
+                  f"product text: the fast text model); {w['customers']:,} customers, {w['products']:,} new products and "
+                  f"{w['lines']:,} lines sampled in {w['sample_s']} s. Validation (each table's expectations, every "
+                  "foreign key, every rollup recomputed from the lines): "
+                  + ", ".join(f"{t} {'passed' if ok else 'FAILED'} ({w['expectations'][t]} expectations)"
+                              for t, ok in w["valid"].items()) + ". Rollups: " + "; ".join(w["rollups"]) + ".", "",
+                  "| score | synthetic | real reference |", "|---|---|---|"]
+        for k in ("ks_baskets_per_customer", "ks_lines_per_basket", "ks_product_popularity", "ks_days_between_baskets",
+                  "customers_quality", "products_quality", "cardinality", "intertable_trends"):
+            if k in sc:
+                ref = sc.get(f"{k}_reference")
+                lines.append(f"| {k} | {sc[k]:.3f} | {'' if ref is None else f'{ref:.3f}'} |")
+        if "tie" in w:
+            t = w["tie"]
+            lines += ["", f"A customer's {t['columns'][0]} and their {t['columns'][1]} (quartiles), SDMetrics contingency "
+                      f"similarity with the held-out customers (1 = the same joint shares): real training customers "
+                      f"{t['real_train']:.3f}; synthetic customers placed by their drawn rollups {t['placed']:.3f}; the same "
+                      f"customers with {t['columns'][0]} shuffled among them {t['shuffled']:.3f}."]
     return "\n".join(lines) + "\n"
 
 
