@@ -192,6 +192,27 @@ def _schema_of(path: str | Path, kind: str) -> CatalogSchema | ShopSchema:
     return found
 
 
+def _read_shop(folder: str | Path, schema: str | Path | ShopSchema | None) -> tuple[ShopSchema, dict[str, pd.DataFrame]]:
+    """A folder's tables and the shop schema (a file, a bundle's, one already read, or inferred from the
+    tables), with every table the schema names present; only those are kept."""
+    from shopgen.shop_schema import ShopSchema
+    from shopgen.sources import read_shop
+
+    frames = read_shop(folder)
+    if isinstance(schema, ShopSchema):
+        shop = schema
+    elif schema:
+        shop = _schema_of(schema, "shop")
+    else:
+        from shopgen.shop_inference import infer_shop
+
+        shop = infer_shop(frames, name=Path(folder).resolve().name).schema
+    missing = sorted(set(shop.names) - set(frames))
+    if missing:
+        raise ShopgenError(f"folder {str(folder)!r} lacks the table(s) {missing} the schema names; add {missing[0]}.csv")
+    return shop, {t: frames[t] for t in shop.order}
+
+
 @dataclass
 class ShopFitResult:
     bundle: str
@@ -215,19 +236,9 @@ class ShopFitResult:
 def _fit_shop(folder: Path, out: str | Path, options: FitOptions, schema: str | Path | None, show_progress: bool,
               t0: float) -> ShopFitResult:
     from shopgen.shop_synthesizer import ShopSynthesizer
-    from shopgen.sources import read_shop
 
-    frames = read_shop(folder)
-    if schema:
-        shop = _schema_of(schema, "shop")
-    else:
-        from shopgen.shop_inference import infer_shop
-
-        shop = infer_shop(frames, name=folder.resolve().name).schema
-    missing = sorted(set(shop.names) - set(frames))
-    if missing:
-        raise ShopgenError(f"folder {str(folder)!r} lacks the table(s) {missing} the schema names; add {missing[0]}.csv")
-    synth = ShopSynthesizer(shop, options, show_progress=show_progress).fit({t: frames[t] for t in shop.names})
+    shop, frames = _read_shop(folder, schema)
+    synth = ShopSynthesizer(shop, options, show_progress=show_progress).fit(frames)
     synth.save(out)
     tables = {t: {"tabular_kind": m.tabular_model_.kind_, "tabular_epochs": getattr(m.tabular_model_, "epochs_", None),
                   "text": _text_summary(m), "seconds": m.fit_seconds_} for t, m in synth.table_models_.items()}
@@ -357,14 +368,13 @@ def _sample_shop(opened: Bundle, n: int, output: str, *, seed: int, products: st
                  if_exists: str | None, refused: dict[str, Any], show_progress: bool, t0: float) -> ShopSampleResult:
     """A shop's tables to a new folder, or to a database all or nothing (db.write_shop)."""
     from shopgen.db import is_db_target
-    from shopgen.shop_synthesizer import PRODUCTS, ShopSynthesizer
+    from shopgen.shop_synthesizer import ShopSynthesizer, check_products
     from shopgen.sinks import check_shop_target, write_shop
 
     given = [k for k, v in refused.items() if v]
     if given:
         raise ShopgenError(f"{given[0]} applies to one catalog's bundle; a shop's bundle writes every table of the shop")
-    if products not in PRODUCTS:
-        raise ShopgenError(f"products {products!r} is unknown; use real (the real catalog) or new (new products)")
+    check_products(products)
     if is_db_target(output):
         from shopgen.db import check_shop, parse_target
 
@@ -490,16 +500,11 @@ class ShopValidateResult:
 
 
 def _validate_shop(folder: Path, schema: str | Path, table: str | None, t0: float) -> ShopValidateResult:
-    from shopgen.sources import read_shop
     from shopgen.validation import validate_shop
 
     if table is not None:
         raise ShopgenError("--table names one table; a shop's folder is checked table by table")
-    shop = _schema_of(schema, "shop")
-    frames = read_shop(folder)
-    missing = sorted(set(shop.names) - set(frames))
-    if missing:
-        raise ShopgenError(f"folder {str(folder)!r} lacks the table(s) {missing} the schema names; add {missing[0]}.csv")
+    shop, frames = _read_shop(folder, _schema_of(schema, "shop"))
     return ShopValidateResult(str(folder), validate_shop(frames, shop), {"total": _since(t0)})
 
 
@@ -616,29 +621,15 @@ def _seed_shop(db: str | Path, table: str | None, opened: Bundle | None, rows: i
         raise ShopgenError("--table names one table; a shop's tables keep their own names")
     target = parse_target(str(db))
     if data is not None:
-        from shopgen.sources import read_shop
-
-        frames = read_shop(data)
-        if schema:
-            shop = _schema_of(schema, "shop")
-        elif opened is not None:
-            shop = opened.schema
-        else:
-            from shopgen.shop_inference import infer_shop
-
-            shop = infer_shop(frames, name=Path(data).resolve().name).schema
-        missing = sorted(set(shop.names) - set(frames))
-        if missing:
-            raise ShopgenError(f"folder {str(data)!r} lacks the table(s) {missing} the schema names; add {missing[0]}.csv")
-        frames = {t: shop.table(t).check_frame(frames[t], source=f"{data}/{t}") for t in shop.order}
+        shop, frames = _read_shop(data, schema or (opened.schema if opened is not None else None))
+        frames = {t: shop.table(t).check_frame(frame, source=f"{data}/{t}") for t, frame in frames.items()}
         check_shop(target, shop, if_exists)
         source: dict[str, Any] = {"data": str(data)}
     else:
-        from shopgen.shop_synthesizer import PRODUCTS, ShopSynthesizer
+        from shopgen.shop_synthesizer import ShopSynthesizer, check_products
 
         check_rows(rows, seed)
-        if products not in PRODUCTS:
-            raise ShopgenError(f"products {products!r} is unknown; use real (the real catalog) or new (new products)")
+        check_products(products)
         shop = opened.schema
         check_shop(target, shop, if_exists)  # before the models load: a doomed seed fails in a second
         frames = ShopSynthesizer.load(opened, show_progress=show_progress).sample(rows, seed=seed, products=products).tables
@@ -736,7 +727,6 @@ def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str 
     """A synthetic shop's folder against the real shop's: fidelity, recommenders, tables, privacy (shop_report)."""
     from shopgen.evaluation.gates import check_names
     from shopgen.evaluation.shop_report import evaluate_shop, shop_score_names
-    from shopgen.sources import read_shop
 
     if target is not None:
         raise ShopgenError("--target names a catalog column to predict; a shop is scored by its recommenders")
@@ -748,11 +738,7 @@ def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str 
         raise ShopgenError(f"synthetic {str(synthetic)!r} is not a folder; give the folder `shopgen sample` wrote for the shop")
     html = _report_path(report, ".html", "report", create_folders)
     json_path = _report_path(json, ".json", "json", create_folders)
-    real_frames, synthetic_frames = read_shop(real), read_shop(synthetic)
-    for name, frames in (("real", real_frames), ("synthetic", synthetic_frames)):
-        missing = sorted(set(shop.names) - set(frames))
-        if missing:
-            raise ShopgenError(f"the {name} folder lacks the table(s) {missing} the schema names")
+    (_, real_frames), (_, synthetic_frames) = _read_shop(real, shop), _read_shop(synthetic, shop)
     valid = shop_score_names(shop, frames=real_frames)
     check_names(mins, valid, "minimum")
     check_names(maxs, valid, "maximum")

@@ -37,6 +37,13 @@ PRODUCTS = ("real", "new")
 TABLES_DIR, PURCHASES_DIR, REAL_PRODUCTS = "tables", "purchases", "products.parquet"
 
 
+def check_products(products: str) -> str:
+    """`products` when it is real or new; else one line with the choices."""
+    if products not in PRODUCTS:
+        raise ShopgenError(f"products {products!r} is unknown; use real (the real catalog) or new (new products)")
+    return products
+
+
 @dataclass
 class ShopSampleStats:
     """What one shop sample took: each generated table's SampleStats, and the customers drawn again
@@ -91,8 +98,7 @@ class ShopSynthesizer:
         """Every table of the shop, parents first: `n_customers` new customers and their purchase lines, over
         the real products (`products="real"`) or as many new ones (`"new"`, with text as `text` says).
         The same bundle, seed and text options give the same shop."""
-        if products not in PRODUCTS:
-            raise ShopgenError(f"products {products!r} is unknown; use real (the real catalog) or new (new products)")
+        check_products(products)
         if products == "new" and self.roles.items not in self.table_models_:
             why = ("was fitted to keep the real catalog (products: real)" if self.options.products == "real"
                    else "has no column to learn")
