@@ -713,12 +713,18 @@ def evaluate(
 
     split = {"holdout": read_catalog(holdout_file)} if holdout_file else {"holdout_fraction": fraction}
     result = run_evaluation(real_df, synth_df, cat, target=target, seed=seed, **split)
+    return _written(result, html, json_path, mins, maxs, t0)
+
+
+def _written(report: EvaluationReport | ShopReport, html: Path | None, json_path: Path | None, mins: dict[str, float],
+             maxs: dict[str, float], t0: float) -> EvaluateResult:
+    """The report written where asked, and its gates checked."""
     if html:
-        result.to_html(html)
+        report.to_html(html)
     if json_path:
-        result.to_json(json_path)
-    return EvaluateResult(result, str(html) if html else None, str(json_path) if json_path else None,
-                          {"minimum": mins, "maximum": maxs}, result.check(mins, maxs), {"total": _since(t0)})
+        report.to_json(json_path)
+    return EvaluateResult(report, str(html) if html else None, str(json_path) if json_path else None,
+                          {"minimum": mins, "maximum": maxs}, report.check(mins, maxs), {"total": _since(t0)})
 
 
 def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str | Path | None, json: str | Path | None,
@@ -742,13 +748,8 @@ def _evaluate_shop(real: Path, synthetic: Path, schema: str | Path, report: str 
     valid = shop_score_names(shop, frames=real_frames)
     check_names(mins, valid, "minimum")
     check_names(maxs, valid, "maximum")
-    result = evaluate_shop(real_frames, synthetic_frames, shop, holdout=fraction, seed=seed)
-    if html:
-        result.to_html(html)
-    if json_path:
-        result.to_json(json_path)
-    return EvaluateResult(result, str(html) if html else None, str(json_path) if json_path else None,
-                              {"minimum": mins, "maximum": maxs}, result.check(mins, maxs), {"total": _since(t0)})
+    return _written(evaluate_shop(real_frames, synthetic_frames, shop, holdout=fraction, seed=seed), html, json_path,
+                    mins, maxs, t0)
 
 
 def _report_path(path: str | Path | None, suffix: str, option: str, create_folder: bool) -> Path | None:
