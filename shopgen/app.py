@@ -315,8 +315,14 @@ def sample(
     output = str(output)
     if create_folder and not is_db_target(output):
         Path(output).parent.mkdir(parents=True, exist_ok=True)
+    folder = not is_db_target(output) and (output.endswith(("/", "\\")) or Path(output).is_dir() or not Path(output).suffix)
+    if not folder:
+        check_target(output, if_exists)  # a bad file name or format fails before the bundle is read
     opened = open_bundle(bundle)
     if opened.is_shop:
+        if not folder and not is_db_target(output):
+            raise ShopgenError(f"output {output!r} names a file; a shop's bundle writes a folder of tables (like "
+                               "shop_out/) or every table of a database URL")
         return _sample_shop(opened, n, output, seed=seed, products=products, text=text, fmt=table_format, if_exists=if_exists,
                             refused={"conditions": conditions, "table": table}, show_progress=show_progress, t0=t0)
     target = check_target(output, if_exists)

@@ -173,7 +173,8 @@ def test_the_command_line_fits_a_folder_and_samples_a_shop(tmp_path):
                    2, "conditions applies to one catalog")
     one_line_error(shopgen("sample", tmp_path / "bundle", "-n", "5", "-o", tmp_path / "o3", "--products", "old"),
                    2, "products 'old' is unknown")
-    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+    one_line_error(shopgen("sample", tmp_path / "bundle", "-n", "5", "-o", tmp_path / "o4.csv"), 2, "names a file")
+    assert not any((tmp_path / o).exists() for o in ("o2", "o3", "o4.csv"))
     one_line_error(shopgen("fit", folder, "--out", tmp_path / "b2", "--schema", tmp_path / "bundle" / "customers.yaml"),
                    2, "does not exist")
 
