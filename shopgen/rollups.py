@@ -24,6 +24,8 @@ def key_strings(series: pd.Series) -> pd.Series:
         if np.all(np.mod(values, 1) == 0):
             return pd.Series(values.astype(np.int64).astype(str), index=present.index)
         return present.astype(str)
+    if pd.api.types.infer_dtype(present, skipna=True) == "string":
+        return present.astype(str).str.strip()  # codes read from text: the common case, done in one pass
     return present.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip())
 
 

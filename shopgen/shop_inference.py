@@ -24,7 +24,7 @@ import pandas as pd
 
 from shopgen.errors import SchemaError
 from shopgen.inference import Inference, header_words, infer_schema
-from shopgen.rollups import aggregate, fill, key_strings
+from shopgen.rollups import FILLS, aggregate, fill, key_strings
 from shopgen.schema import CatalogSchema, Column
 from shopgen.shop_schema import ForeignKey, Rollup, ShopSchema
 
@@ -256,12 +256,14 @@ def _equal(found: pd.Series, real: pd.Series, target: Column) -> bool:
 def _open_ranges(schema: CatalogSchema, rollups: list[Rollup]) -> CatalogSchema:
     """Rollup columns without the real table's range and value set: they are computed from however many lines a
     sample has (fewer customers sell fewer units), so the real extremes are not bounds of theirs. A count
-    keeps its floor of 0."""
+    keeps its floor of 0. An extreme or a middle of no lines (a product nobody bought in the sample) is
+    missing, so those columns may be empty even where every real row had lines."""
     if not rollups:
         return schema
     funcs = {r.column: r.func for r in rollups}
     return schema.with_columns(**{
-        name: replace(schema.column(name), min=0 if func in ("count", "count_distinct") else None, max=None, values=None)
+        name: replace(schema.column(name), min=0 if func in ("count", "count_distinct") else None, max=None, values=None,
+                      nullable=schema.column(name).nullable or func not in FILLS)
         for name, func in funcs.items()})
 
 

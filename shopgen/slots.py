@@ -18,7 +18,9 @@ from scipy.spatial.distance import cdist
 
 from shopgen.schema import CatalogSchema
 
-BLOCK = 2000  # rows per assignment: a 2000 x 2000 cost matrix is 32 MB and solves in about a second
+# rows per assignment. Measured on 20,000 online_retail customers: blocks of 500 matched in 0.9 s, of 2,000 in
+# 20 s (tied ranks slow the solver) for a mean squared distance only 5 % smaller (0.0232 vs 0.0245; random: 0.258).
+BLOCK = 500
 MAX_LEVELS = 30  # a categorical column's most common levels, one feature each
 
 

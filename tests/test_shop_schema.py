@@ -196,6 +196,7 @@ def test_columns_that_sum_up_child_rows_are_rollups_computed_from_them():
     assert (units.min, units.max, units.values) == (None, None, None)
     assert (counted.min, counted.max, counted.values) == (0, None, None)
     assert stock.max is not None
+    assert not units.nullable and not counted.nullable  # a sum or count of no lines is 0
 
 
 @pytest.mark.parametrize(("rollup", "message"), [
@@ -238,3 +239,19 @@ def test_a_link_table_of_ids_only_is_part_of_a_shop_but_not_a_catalog_to_learn()
     only_ids = CatalogSchema.from_dict({"name": "tags", "columns": {"tag": {"type": "id"}}})
     with pytest.raises(SchemaError, match="no columns to learn"):
         only_ids.check_training(pd.DataFrame({"tag": ["a", "b"]}))
+
+
+def test_an_extreme_of_child_rows_may_be_missing_in_a_sample():
+    """Every real product was bought, so its dearest price paid is always set; a sampled product nobody bought
+    has none, so the rollup column is declared nullable (a sum keeps NOT NULL: no lines sum to 0)."""
+    tables = small_shop()
+    lines = tables["order_lines"]
+    products = tables["products"][tables["products"]["sku"].isin(set(lines["sku"]))].copy()
+    products["dearest"] = products["sku"].map(lines.groupby("sku")["paid"].max())
+    products["units"] = products["sku"].map(lines.groupby("sku")["quantity"].sum())
+    tables["products"] = products
+    schema = infer_shop(tables).schema
+    assert {r.column: r.func for r in schema.rollups_of("products")} == {"dearest": "max", "units": "sum"}
+    dearest, units = schema.table("products").column("dearest"), schema.table("products").column("units")
+    assert dearest.nullable and (dearest.min, dearest.max) == (None, None)
+    assert not units.nullable
