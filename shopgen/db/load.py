@@ -541,7 +541,7 @@ def _mysql(target: DbTarget, table: str, schema: CatalogSchema, feed: Feed, if_e
 
 
 def _mysql_session(cur: Any, bulk: str) -> bool:
-    """Strict mode for this session, stale staging tables gone; whether LOAD DATA LOCAL is the way in."""
+    """Strict mode on this connection, stale staging tables gone; whether LOAD DATA LOCAL is the way in."""
     # Strict: a value that does not fit is an error, never a silent truncation.
     cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
     cur.execute("SELECT @@GLOBAL.local_infile")
