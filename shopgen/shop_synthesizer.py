@@ -8,7 +8,8 @@ and one of the products (tabular and text, as one catalog). Sampling runs in thi
    its own drawn ones (slots.py), so what the real table ties to behaviour stays tied;
 4. with `products="new"`, the product model draws as many new products (with their text) and each takes a
    real product's place the same way; the lines then point at the new products;
-5. the rollups are computed again from the final lines, so the tables agree exactly and every key resolves.
+5. each row keeps its place's computed rollups: its lines are the place's, re-pointed one to one, so the
+   tables agree exactly and every key resolves.
 With `products="real"` the products are the real catalog: the log a team can share or train on without
 real customers in it.
 """
@@ -120,7 +121,6 @@ class ShopSynthesizer:
             renamed = pd.Series(new[key].to_numpy(), index=pd.Index(places[key].astype(str)))
             frames[roles.items] = new
             frames[roles.table] = log.assign(**{roles.item: renamed.reindex(log[roles.item].astype(str)).to_numpy()})
-        frames = compute_rollups(frames, shop)
         tables = {t: frames[t][[c for c in shop.table(t).names]].reset_index(drop=True) for t in shop.order}
         return ShopSample(tables, ShopSampleStats(stats, int(log.attrs.get("customers_redrawn", 0))))
 
@@ -134,8 +134,11 @@ class ShopSynthesizer:
         key = self.shop.table(table).primary_key
         if keep_key:
             chosen[key] = places[key].to_numpy()
+        # A place's rollups are the written ones: re-pointing lines one to one (a place's lines to the row that
+        # took it) leaves every count, sum and extreme as the place had it, so nothing is computed twice.
+        computed = {r.column for r in self.shop.rollups_of(table)}
         for column in self.shop.table(table).names:
-            if column not in chosen:
+            if column not in chosen or column in computed:
                 chosen[column] = places[column].to_numpy()
         return chosen, stats
 
