@@ -223,3 +223,28 @@ def test_a_shop_fitted_to_keep_the_real_catalog_learns_no_products():
     _check_shop(synth.sample(10, seed=0).tables, shop)
     with pytest.raises(ShopgenError, match="fitted to keep the real catalog"):
         synth.sample(10, products="new")
+
+
+def test_a_customers_own_column_follows_their_behaviour():
+    """Customers of tier 'gold' order 4-6 times, the rest once or twice: the drawn tier rides with the drawn
+    order count, and each customer takes the place whose generated orders are closest, so the gold customers
+    of a sample are the ones who order most (drawn on their own, the tiers would be spread at random)."""
+    rng = np.random.default_rng(0)
+    customers, lines, order = [], [], 0
+    for c in range(300):
+        gold = c % 3 == 0
+        customers.append({"customer_id": c, "tier": "gold" if gold else "plain"})
+        for _ in range(int(rng.integers(4, 7) if gold else rng.integers(1, 3))):
+            order += 1
+            for _ in range(int(rng.integers(1, 4))):
+                lines.append({"customer_id": c, "sku": f"S{int(rng.integers(50)):03d}", "order_no": order})
+    customers = pd.DataFrame(customers)
+    lines = pd.DataFrame(lines)
+    customers["orders"] = customers["customer_id"].map(lines.groupby("customer_id")["order_no"].nunique())
+    frames = {"customers": customers, "products": pd.DataFrame({"sku": [f"S{i:03d}" for i in range(50)]}),
+              "order_lines": lines}
+    shop = infer_shop(frames).schema
+    synth = ShopSynthesizer(shop, QUICK.replace(products="real"), show_progress=False).fit(frames)
+    out = synth.sample(300, seed=1).tables["customers"]
+    by_tier = out.groupby("tier")["orders"].mean()
+    assert by_tier["gold"] > by_tier["plain"] + 0.8, by_tier  # real: 5 vs 1.5; placed here: 3.5 vs 2.1
